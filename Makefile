@@ -1,0 +1,42 @@
+# scada-broadcast: every entry point a newcomer or CI needs.
+#   make demo   - the live demo (installs what is missing, builds, runs)
+#   make test   - every Rust and PHP test
+#   make bench  - the benchmark figures quoted in the README
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+EXT := $(ROOT)/target/release/libscada_broadcast.so
+PHPUNIT := php -d extension=$(EXT) -d zend.assertions=1 -d assert.exception=1 /usr/bin/phpunit
+
+.PHONY: all deps build test rust-test phpunit lint fmt demo bench clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+build: deps
+	cargo build --release --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+rust-test: build
+	cargo test --release --workspace
+
+phpunit: build
+	$(PHPUNIT) -c tests/phpunit.xml
+
+test: build lint rust-test phpunit
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	cargo clean

@@ -1,0 +1,312 @@
+//! The broadcast event record.
+//!
+//! ```text
+//! Event payload (after version and kind):
+//!   origin:u64 | seq:u64 | created_us:u64 | flags:u8
+//!   channel_count:u8 | (len:u8 | channel)*
+//!   event_len:u16 | event
+//!   socket_len:u8 | socket_id          (0 = none)
+//!   payload_len:u32 | payload          (a JSON object: the event's data)
+//! ```
+//! The payload is encoded once, by the extension, and travels as raw bytes:
+//! sinks splice it into their own formats without parsing it.
+
+use std::fmt;
+
+use crate::frame::{FrameBuilder, FrameError, FrameKind, Reader};
+use crate::validate;
+
+/// Most channels one event may name (Pusher's limit for one trigger).
+pub const MAX_CHANNELS: usize = 100;
+
+/// Unique identity of an event: the producing process generation and a counter.
+///
+/// `origin` is random per process generation (a fork gets a new one), `seq`
+/// counts up from 1 inside it. The pair survives every hop, so a subscriber or
+/// the sidecar can tell a redelivery from a new event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId {
+    pub origin: u64,
+    pub seq: u64,
+}
+
+impl EventId {
+    /// 32 lowercase hex digits, the form used in logs and idempotency keys.
+    pub fn to_hex(self) -> [u8; 32] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        let v = ((self.origin as u128) << 64) | self.seq as u128;
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = HEX[((v >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        out
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}{:016x}", self.origin, self.seq)
+    }
+}
+
+/// Writes an event frame in place, field by field, so the extension can
+/// encode the payload straight into the output buffer.
+///
+/// Order: [`begin`](Self::begin), [`channel`](Self::channel) (1..=100 times),
+/// [`event`](Self::event), payload bytes appended by the caller,
+/// [`finish`](Self::finish). Names are validated by the caller beforehand.
+pub struct EventWriter {
+    frame: FrameBuilder,
+    count_at: usize,
+    channels: usize,
+    payload_len_at: usize,
+}
+
+impl EventWriter {
+    pub fn begin(out: &mut Vec<u8>, id: EventId, created_us: u64) -> Self {
+        let frame = FrameBuilder::begin(out, FrameKind::Event);
+        out.extend_from_slice(&id.origin.to_le_bytes());
+        out.extend_from_slice(&id.seq.to_le_bytes());
+        out.extend_from_slice(&created_us.to_le_bytes());
+        out.push(0); // flags, reserved
+        let count_at = out.len();
+        out.push(0);
+        Self {
+            frame,
+            count_at,
+            channels: 0,
+            payload_len_at: 0,
+        }
+    }
+
+    /// Adds a channel. Fails past [`MAX_CHANNELS`] or for a name over 200 bytes.
+    pub fn channel(&mut self, out: &mut Vec<u8>, name: &[u8]) -> Result<(), FrameError> {
+        if self.channels == MAX_CHANNELS {
+            return Err(FrameError::Malformed("more than 100 channels"));
+        }
+        if name.len() > validate::MAX_CHANNEL_LEN {
+            return Err(FrameError::Malformed("channel name over 200 bytes"));
+        }
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        self.channels += 1;
+        out[self.count_at] = self.channels as u8;
+        Ok(())
+    }
+
+    /// Writes the event name and socket id and opens the payload.
+    pub fn event(
+        &mut self,
+        out: &mut Vec<u8>,
+        name: &[u8],
+        socket_id: Option<&[u8]>,
+    ) -> Result<(), FrameError> {
+        if name.len() > u16::MAX as usize {
+            return Err(FrameError::Malformed("event name too long"));
+        }
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
+        let socket = socket_id.unwrap_or_default();
+        if socket.len() > u8::MAX as usize {
+            return Err(FrameError::Malformed("socket id too long"));
+        }
+        out.push(socket.len() as u8);
+        out.extend_from_slice(socket);
+        self.payload_len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        Ok(())
+    }
+
+    /// Offset where the payload starts (to measure or inspect it).
+    pub fn payload_start(&self) -> usize {
+        self.payload_len_at + 4
+    }
+
+    /// Seals the frame; the payload is everything appended since [`event`](Self::event).
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        if self.channels == 0 {
+            self.frame.abandon(out);
+            return Err(FrameError::Malformed("event without channels"));
+        }
+        let len = (out.len() - self.payload_len_at - 4) as u32;
+        out[self.payload_len_at..self.payload_len_at + 4].copy_from_slice(&len.to_le_bytes());
+        self.frame.finish(out)
+    }
+
+    pub fn abandon(self, out: &mut Vec<u8>) {
+        self.frame.abandon(out);
+    }
+}
+
+/// A decoded event, borrowing from the frame it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    pub id: EventId,
+    pub created_us: u64,
+    channels: &'a [u8],
+    pub channel_count: usize,
+    pub event: &'a str,
+    /// Socket id to exclude from delivery (Pusher `socket_id`), if any.
+    pub socket_id: Option<&'a str>,
+    /// The event's data: a JSON object, as encoded by the extension.
+    pub payload: &'a [u8],
+}
+
+impl<'a> EventView<'a> {
+    /// Decodes and re-validates an event payload. The sidecar calls this on
+    /// every frame from a socket or spool file, so nothing a local process
+    /// writes is trusted blindly.
+    pub fn decode(payload: &'a [u8]) -> Result<Self, FrameError> {
+        let mut r = Reader::new(payload);
+        let origin = r.u64("event id")?;
+        let seq = r.u64("event id")?;
+        let created_us = r.u64("event time")?;
+        let _flags = r.u8("event flags")?;
+        let channel_count = r.u8("channel count")? as usize;
+        if channel_count == 0 || channel_count > MAX_CHANNELS {
+            return Err(FrameError::Malformed("channel count outside 1..=100"));
+        }
+        let before = r.remaining();
+        for _ in 0..channel_count {
+            let name = r.str8("channel")?;
+            validate::channel_name(name).map_err(|_| FrameError::Malformed("invalid channel"))?;
+        }
+        let channels_len = before - r.remaining();
+        let channels_start = payload.len() - before;
+        let channels = &payload[channels_start..channels_start + channels_len];
+        let event = r.str16("event name")?;
+        let event =
+            validate::event_name(event).map_err(|_| FrameError::Malformed("invalid event name"))?;
+        let socket = r.str8("socket id")?;
+        let socket_id = if socket.is_empty() {
+            None
+        } else {
+            Some(
+                validate::socket_id(socket)
+                    .map_err(|_| FrameError::Malformed("invalid socket id"))?,
+            )
+        };
+        let body = r.bytes32("payload")?;
+        r.finish("trailing bytes after payload")?;
+        if body.first() != Some(&b'{') || body.last() != Some(&b'}') {
+            return Err(FrameError::Malformed("payload is not a JSON object"));
+        }
+        Ok(Self {
+            id: EventId { origin, seq },
+            created_us,
+            channels,
+            channel_count,
+            event,
+            socket_id,
+            payload: body,
+        })
+    }
+
+    /// The channel names (validated ASCII).
+    pub fn channels(&self) -> ChannelIter<'a> {
+        ChannelIter {
+            rest: self.channels,
+        }
+    }
+}
+
+/// Iterator over the channel names of an [`EventView`].
+#[derive(Clone)]
+pub struct ChannelIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for ChannelIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (&len, rest) = self.rest.split_first()?;
+        let (name, rest) = rest.split_at(len as usize);
+        self.rest = rest;
+        // Validated as ASCII by `EventView::decode`.
+        std::str::from_utf8(name).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Frame, MAX_BODY_LEN};
+
+    fn encode(channels: &[&str], event: &str, socket: Option<&str>, payload: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = EventWriter::begin(
+            &mut out,
+            EventId { origin: 7, seq: 42 },
+            1_700_000_000_000_000,
+        );
+        for c in channels {
+            w.channel(&mut out, c.as_bytes()).unwrap();
+        }
+        w.event(&mut out, event.as_bytes(), socket.map(str::as_bytes))
+            .unwrap();
+        out.extend_from_slice(payload.as_bytes());
+        w.finish(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn encodes_and_decodes_every_field() {
+        let buf = encode(
+            &["scada-data", "private-plc.1"],
+            "scada.data.received",
+            Some("123.456"),
+            r#"{"a":1}"#,
+        );
+        let frame = Frame::parse(&buf, MAX_BODY_LEN).unwrap().unwrap();
+        assert_eq!(frame.kind, FrameKind::Event);
+        let ev = EventView::decode(frame.payload).unwrap();
+        assert_eq!(ev.id, EventId { origin: 7, seq: 42 });
+        assert_eq!(ev.created_us, 1_700_000_000_000_000);
+        assert_eq!(
+            ev.channels().collect::<Vec<_>>(),
+            ["scada-data", "private-plc.1"]
+        );
+        assert_eq!(ev.channel_count, 2);
+        assert_eq!(ev.event, "scada.data.received");
+        assert_eq!(ev.socket_id, Some("123.456"));
+        assert_eq!(ev.payload, br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn refuses_events_without_channels_or_with_bad_fields() {
+        let mut out = Vec::new();
+        let mut w = EventWriter::begin(&mut out, EventId { origin: 1, seq: 1 }, 0);
+        w.event(&mut out, b"e", None).unwrap();
+        out.extend_from_slice(b"{}");
+        assert!(w.finish(&mut out).is_err());
+        assert!(out.is_empty());
+
+        let buf = encode(&["ok"], "e", None, "[1]");
+        let frame = Frame::parse(&buf, MAX_BODY_LEN).unwrap().unwrap();
+        assert!(EventView::decode(frame.payload).is_err());
+
+        let buf = encode(&["bad channel"], "e", None, "{}");
+        let frame = Frame::parse(&buf, MAX_BODY_LEN).unwrap().unwrap();
+        assert!(EventView::decode(frame.payload).is_err());
+    }
+
+    #[test]
+    fn decode_never_panics_on_truncated_payloads() {
+        let buf = encode(&["a", "b"], "ev", Some("1.2"), r#"{"x":"y"}"#);
+        let frame = Frame::parse(&buf, MAX_BODY_LEN).unwrap().unwrap();
+        for cut in 0..frame.payload.len() {
+            assert!(EventView::decode(&frame.payload[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn id_hex_matches_display() {
+        let id = EventId {
+            origin: 0xdead_beef,
+            seq: 0x1234,
+        };
+        assert_eq!(std::str::from_utf8(&id.to_hex()).unwrap(), id.to_string());
+        assert_eq!(id.to_string(), "00000000deadbeef0000000000001234");
+    }
+}

@@ -1,0 +1,363 @@
+//! PHP values → JSON, in one walk, straight into the output buffer.
+//!
+//! The bytes are identical to `json_encode($value)` with default flags (see
+//! `scada_core::json`), so subscribers see exactly what Laravel would have
+//! published. Hash tables are read directly (as PHP's own encoder does):
+//! ext-php-rs's safe iterator makes three FFI calls and an allocation per
+//! element, which would cost more than the whole hand-off budget.
+//!
+//! Errors carry the path to the offending value (`$data['readings'][3]`); the
+//! path is built while the error unwinds, so a successful walk pays nothing.
+
+use std::fmt::Write as _;
+
+use ext_php_rs::ffi::{self, zend_array, zend_string, zval};
+use ext_php_rs::types::{ZendCallable, Zval};
+use scada_core::json::{self, NonFinite};
+
+const IS_UNDEF: u8 = ffi::IS_UNDEF as u8;
+const IS_NULL: u8 = ffi::IS_NULL as u8;
+const IS_FALSE: u8 = ffi::IS_FALSE as u8;
+const IS_TRUE: u8 = ffi::IS_TRUE as u8;
+const IS_LONG: u8 = ffi::IS_LONG as u8;
+const IS_DOUBLE: u8 = ffi::IS_DOUBLE as u8;
+const IS_STRING: u8 = ffi::IS_STRING as u8;
+const IS_ARRAY: u8 = ffi::IS_ARRAY as u8;
+const IS_OBJECT: u8 = ffi::IS_OBJECT as u8;
+const IS_RESOURCE: u8 = ffi::IS_RESOURCE as u8;
+const IS_REFERENCE: u8 = ffi::IS_REFERENCE as u8;
+const IS_INDIRECT: u8 = ffi::IS_INDIRECT as u8;
+/// `HASH_FLAG_PACKED` from zend_hash.h.
+const HASH_FLAG_PACKED: u32 = 1 << 2;
+
+/// One step of the path to a bad value.
+#[derive(Debug, Clone)]
+pub enum PathSeg {
+    Index(i64),
+    Key(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum ErrorKind {
+    InvalidUtf8 {
+        at: usize,
+    },
+    InvalidUtf8Key,
+    NonFinite(NonFinite),
+    Resource,
+    Closure,
+    TooDeep {
+        max: usize,
+    },
+    /// `json_encode()` refused an object; the message is PHP's.
+    Object {
+        class: String,
+        message: String,
+    },
+    /// A PHP exception was thrown while serializing an object (jsonSerialize).
+    PendingException,
+    Unsupported(u8),
+}
+
+#[derive(Debug, Clone)]
+pub struct EncodeError {
+    pub kind: ErrorKind,
+    /// Innermost first, while unwinding; reversed when printed.
+    path: Vec<PathSeg>,
+}
+
+impl EncodeError {
+    fn new(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            path: Vec::new(),
+        }
+    }
+
+    fn at(mut self, seg: PathSeg) -> Self {
+        self.path.push(seg);
+        self
+    }
+
+    /// `$data['a'][3]`: where in the argument the problem is.
+    pub fn location(&self, arg: &str) -> String {
+        let mut s = format!("${arg}");
+        // Very deep paths (runaway recursion) are shortened in the middle.
+        const SHOWN: usize = 8;
+        let n = self.path.len();
+        for (i, seg) in self.path.iter().rev().enumerate() {
+            if n > 2 * SHOWN && i >= SHOWN && i < n - SHOWN {
+                if i == SHOWN {
+                    let _ = write!(s, "[…{} more…]", n - 2 * SHOWN);
+                }
+                continue;
+            }
+            match seg {
+                PathSeg::Index(i) => {
+                    let _ = write!(s, "[{i}]");
+                }
+                PathSeg::Key(k) => {
+                    let _ = write!(s, "['{}']", k.replace('\'', "\\'"));
+                }
+            }
+        }
+        s
+    }
+
+    /// What is wrong, phrased to follow the location.
+    pub fn problem(&self) -> String {
+        match &self.kind {
+            ErrorKind::InvalidUtf8 { at } => {
+                format!("is not valid UTF-8 (bad byte at offset {at}); JSON strings must be UTF-8")
+            }
+            ErrorKind::InvalidUtf8Key => "has a key that is not valid UTF-8".into(),
+            ErrorKind::NonFinite(v) => format!("is {v}; JSON cannot represent NAN or INF"),
+            ErrorKind::Resource => "is a resource, which cannot be broadcast".into(),
+            ErrorKind::Closure => "is a Closure, which cannot be broadcast".into(),
+            ErrorKind::TooDeep { max } => {
+                format!("is nested deeper than {max} levels (option max_depth)")
+            }
+            ErrorKind::Object { class, message } => {
+                format!("is an object of class {class} that json_encode() refused: {message}")
+            }
+            ErrorKind::PendingException => "threw an exception while being serialized".into(),
+            ErrorKind::Unsupported(t) => format!("has an unsupported PHP type ({t})"),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, EncodeError>;
+
+#[inline]
+fn type_of(zv: &zval) -> u8 {
+    // SAFETY: every zval has an initialised type_info.
+    unsafe { zv.u1.v.type_ }
+}
+
+/// Bytes of a zend_string.
+///
+/// # Safety
+/// `s` must point to a live zend_string.
+#[inline]
+unsafe fn zstr<'a>(s: *const zend_string) -> &'a [u8] {
+    // SAFETY: guaranteed by the caller; `val` is followed by `len` bytes.
+    unsafe { std::slice::from_raw_parts((*s).val.as_ptr().cast::<u8>(), (*s).len) }
+}
+
+/// Follows references and indirections to the value itself.
+#[inline]
+fn deref(mut zv: &zval) -> &zval {
+    loop {
+        match type_of(zv) {
+            // SAFETY: the type tag says which union member is live.
+            IS_REFERENCE => zv = unsafe { &(*zv.value.ref_).val },
+            IS_INDIRECT => zv = unsafe { &*zv.value.zv },
+            _ => return zv,
+        }
+    }
+}
+
+/// Key of a hash table entry.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Index(i64),
+    Str(&'a [u8]),
+}
+
+impl Key<'_> {
+    fn seg(self) -> PathSeg {
+        match self {
+            Key::Index(i) => PathSeg::Index(i),
+            Key::Str(s) => PathSeg::Key(String::from_utf8_lossy(s).into_owned()),
+        }
+    }
+}
+
+/// Visits live entries in order (skipping deleted slots).
+///
+/// # Safety
+/// `ht` must be a live, initialised PHP hash table not modified during the walk.
+unsafe fn for_each<'a>(
+    ht: &'a zend_array,
+    mut f: impl FnMut(Key<'a>, &'a zval) -> Result<()>,
+) -> Result<()> {
+    let used = ht.nNumUsed as usize;
+    if used == 0 {
+        return Ok(());
+    }
+    // SAFETY (all blocks): the flags select which array pointer is live, and
+    // `nNumUsed` slots of it are initialised.
+    let packed = unsafe { ht.u.flags } & HASH_FLAG_PACKED != 0;
+    #[cfg(php_packed_zvals)]
+    if packed {
+        let zvals = unsafe { std::slice::from_raw_parts(ht.__bindgen_anon_1.arPacked, used) };
+        for (i, zv) in zvals.iter().enumerate() {
+            if type_of(zv) != IS_UNDEF {
+                f(Key::Index(i as i64), zv)?;
+            }
+        }
+        return Ok(());
+    }
+    let buckets = unsafe { std::slice::from_raw_parts(ht.__bindgen_anon_1.arData, used) };
+    for b in buckets {
+        if type_of(&b.val) == IS_UNDEF {
+            continue;
+        }
+        let key = if b.key.is_null() || packed {
+            Key::Index(b.h as i64)
+        } else {
+            Key::Str(unsafe { zstr(b.key) })
+        };
+        f(key, &b.val)?;
+    }
+    Ok(())
+}
+
+/// `json_encode`'s rule: an array is a JSON list when its keys are 0..n-1 in order.
+///
+/// # Safety
+/// As for [`for_each`].
+unsafe fn is_list(ht: &zend_array) -> bool {
+    if ht.nNumOfElements == 0 {
+        return true;
+    }
+    // SAFETY: reading the flags word of a live table.
+    let packed = unsafe { ht.u.flags } & HASH_FLAG_PACKED != 0;
+    if packed && ht.nNumUsed == ht.nNumOfElements {
+        return true;
+    }
+    let mut expected = 0i64;
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        for_each(ht, |k, _| match k {
+            Key::Index(i) if i == expected => {
+                expected += 1;
+                Ok(())
+            }
+            _ => Err(EncodeError::new(ErrorKind::Unsupported(0))),
+        })
+    }
+    .is_ok()
+}
+
+/// Encodes PHP values with a depth limit.
+pub struct Encoder {
+    pub max_depth: usize,
+}
+
+impl Encoder {
+    /// Any PHP value.
+    pub fn value(&self, out: &mut Vec<u8>, zv: &Zval, depth: usize) -> Result<()> {
+        let zv = deref(zv);
+        match type_of(zv) {
+            IS_NULL | IS_UNDEF => out.extend_from_slice(b"null"),
+            IS_FALSE => out.extend_from_slice(b"false"),
+            IS_TRUE => out.extend_from_slice(b"true"),
+            // SAFETY (arms below): the type tag says which union member is live.
+            IS_LONG => json::write_i64(out, unsafe { zv.value.lval }),
+            IS_DOUBLE => json::write_f64(out, unsafe { zv.value.dval })
+                .map_err(|e| EncodeError::new(ErrorKind::NonFinite(e)))?,
+            IS_STRING => json::write_string(out, unsafe { zstr(zv.value.str_) })
+                .map_err(|e| EncodeError::new(ErrorKind::InvalidUtf8 { at: e.at }))?,
+            IS_ARRAY => {
+                let ht = unsafe { &*zv.value.arr };
+                self.array(out, ht, depth + 1, false)?
+            }
+            IS_OBJECT => self.object(out, zv)?,
+            IS_RESOURCE => return Err(EncodeError::new(ErrorKind::Resource)),
+            other => return Err(EncodeError::new(ErrorKind::Unsupported(other))),
+        }
+        Ok(())
+    }
+
+    /// A PHP array; `force_object` writes a list as `{"0":..}` (used for
+    /// event payloads, which are always JSON objects).
+    pub fn array(
+        &self,
+        out: &mut Vec<u8>,
+        ht: &zend_array,
+        depth: usize,
+        force_object: bool,
+    ) -> Result<()> {
+        if depth > self.max_depth {
+            return Err(EncodeError::new(ErrorKind::TooDeep {
+                max: self.max_depth,
+            }));
+        }
+        // SAFETY: `ht` comes from a live zval argument and is not modified
+        // while we walk it (nothing we call runs PHP code that could, except
+        // json_encode on objects, which does not touch this array).
+        let list = !force_object && unsafe { is_list(ht) };
+        out.push(if list { b'[' } else { b'{' });
+        let mut first = true;
+        // SAFETY: as above.
+        unsafe {
+            for_each(ht, |key, v| {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                if !list {
+                    match key {
+                        Key::Index(i) => {
+                            out.push(b'"');
+                            json::write_i64(out, i);
+                            out.push(b'"');
+                        }
+                        Key::Str(s) => json::write_string(out, s).map_err(|_| {
+                            EncodeError::new(ErrorKind::InvalidUtf8Key).at(key.seg())
+                        })?,
+                    }
+                    out.push(b':');
+                }
+                self.value(out, v, depth).map_err(|e| e.at(key.seg()))
+            })?;
+        }
+        out.push(if list { b']' } else { b'}' });
+        Ok(())
+    }
+
+    /// Objects are rare in telemetry but common in Laravel payloads (Carbon,
+    /// JsonSerializable, enums): let PHP's json_encode handle them so the
+    /// result is exactly what Laravel would publish. Closures are refused
+    /// (json_encode would silently write `{}`).
+    fn object(&self, out: &mut Vec<u8>, zv: &zval) -> Result<()> {
+        // SAFETY: IS_OBJECT guarantees `obj` and its class entry are live.
+        let class = unsafe {
+            let ce = (*zv.value.obj).ce;
+            String::from_utf8_lossy(zstr((*ce).name)).into_owned()
+        };
+        if class == "Closure" {
+            return Err(EncodeError::new(ErrorKind::Closure));
+        }
+        let refused = |message: String| {
+            EncodeError::new(ErrorKind::Object {
+                class: class.clone(),
+                message,
+            })
+        };
+        let json_encode = ZendCallable::try_from_name("json_encode")
+            .map_err(|_| refused("json_encode() is not available".into()))?;
+        let result = match json_encode.try_call(vec![zv as &dyn ext_php_rs::convert::IntoZvalDyn]) {
+            Ok(r) => r,
+            Err(ext_php_rs::error::Error::ExceptionPending { .. }) => {
+                return Err(EncodeError::new(ErrorKind::PendingException))
+            }
+            Err(e) => return Err(refused(e.to_string())),
+        };
+        match result.zend_str() {
+            Some(s) => {
+                out.extend_from_slice(s.as_bytes());
+                Ok(())
+            }
+            None => {
+                let message = ZendCallable::try_from_name("json_last_error_msg")
+                    .ok()
+                    .and_then(|f| f.try_call(vec![]).ok())
+                    .and_then(|m| m.string())
+                    .unwrap_or_else(|| "unknown error".into());
+                Err(refused(message))
+            }
+        }
+    }
+}

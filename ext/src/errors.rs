@@ -1,0 +1,54 @@
+//! Exceptions the extension throws. Every message names the method, the
+//! argument and, inside arrays, the path to the bad value.
+
+use ext_php_rs::exception::PhpException;
+use ext_php_rs::prelude::*;
+use ext_php_rs::zend::{ce, ClassEntry};
+
+// SPL's class entries, exported by the PHP binary (PHPAPI) as C extensions
+// use them. Looking classes up by name does not work during MINIT: the
+// executor's class table does not exist yet.
+unsafe extern "C" {
+    static spl_ce_InvalidArgumentException: *mut ClassEntry;
+    static spl_ce_RuntimeException: *mut ClassEntry;
+}
+
+fn invalid_argument_exception() -> &'static ClassEntry {
+    // SAFETY: SPL is always compiled in and registers this class before any
+    // dynamically loaded extension starts.
+    unsafe { spl_ce_InvalidArgumentException.as_ref() }.unwrap_or_else(ce::exception)
+}
+
+fn runtime_exception() -> &'static ClassEntry {
+    // SAFETY: as above.
+    unsafe { spl_ce_RuntimeException.as_ref() }.unwrap_or_else(ce::exception)
+}
+
+/// Thrown for invalid arguments: channel or event names, payload values,
+/// sizes, options. Extends `\InvalidArgumentException`.
+#[php_class]
+#[php(name = "Scada\\Broadcasting\\InvalidBroadcastException")]
+#[php(extends(ce = invalid_argument_exception, stub = "\\InvalidArgumentException"))]
+#[derive(Default)]
+pub struct InvalidBroadcastException;
+
+/// Thrown when the extension cannot work at all (for example it cannot
+/// create its wake-up descriptor). Extends `\RuntimeException`.
+#[php_class]
+#[php(name = "Scada\\Broadcasting\\BroadcastException")]
+#[php(extends(ce = runtime_exception, stub = "\\RuntimeException"))]
+#[derive(Default)]
+pub struct BroadcastException;
+
+pub fn invalid(message: String) -> PhpException {
+    PhpException::from_class::<InvalidBroadcastException>(message)
+}
+
+pub fn runtime(message: String) -> PhpException {
+    PhpException::from_class::<BroadcastException>(message)
+}
+
+/// A `\TypeError`, for arguments of the wrong PHP type.
+pub fn type_error(message: String) -> PhpException {
+    PhpException::new(message, 0, ce::type_error())
+}

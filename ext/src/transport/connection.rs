@@ -1,0 +1,154 @@
+//! One connection to the sidecar: handshake, non-blocking writes, acks.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use scada_core::frame::{Frame, FrameKind, MAX_BODY_LEN};
+use scada_core::message::{Ack, Hello, Welcome};
+
+use super::sys;
+use crate::fork::FdRegistration;
+
+#[derive(Debug)]
+pub struct Connection {
+    fd: OwnedFd,
+    _registration: FdRegistration,
+    rbuf: Vec<u8>,
+}
+
+fn protocol_error(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+impl Connection {
+    /// Connects and completes the handshake within `timeout`. Never blocks
+    /// longer: a sidecar that is stopped or not answering is an error.
+    pub fn open(path: &Path, hello: &Hello<'_>, timeout: Duration) -> io::Result<Self> {
+        let deadline = Instant::now() + timeout;
+        let fd = sys::unix_connect(path)?;
+        let mut conn = Self {
+            _registration: FdRegistration::new(fd.as_raw_fd()),
+            fd,
+            rbuf: Vec::with_capacity(256),
+        };
+        let mut out = Vec::with_capacity(64);
+        hello
+            .encode(&mut out)
+            .map_err(|e| protocol_error(e.to_string()))?;
+        conn.write_all_until(&out, deadline)?;
+        loop {
+            if let Some(frame) = conn.next_frame()? {
+                if frame.0 != FrameKind::Welcome {
+                    return Err(protocol_error(format!(
+                        "expected Welcome from the sidecar, got {:?}",
+                        frame.0
+                    )));
+                }
+                Welcome::decode(&frame.1).map_err(|e| protocol_error(e.to_string()))?;
+                return Ok(conn);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "sidecar did not answer the handshake",
+                ));
+            }
+            let mut fds = [sys::pollfd(conn.raw(), libc::POLLIN)];
+            sys::poll(&mut fds, Some(deadline - now))?;
+            conn.fill()?;
+        }
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn write_all_until(&self, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+        while !buf.is_empty() {
+            match sys::send(self.raw(), buf) {
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "sidecar not reading",
+                        ));
+                    }
+                    let mut fds = [sys::pollfd(self.raw(), libc::POLLOUT)];
+                    sys::poll(&mut fds, Some(deadline - now))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes as much of `buf` as the socket takes now. `Ok(n)` may be short.
+    pub fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+        match sys::send(self.raw(), buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads whatever arrived; `Err` when the sidecar closed the connection.
+    fn fill(&mut self) -> io::Result<()> {
+        let mut tmp = [0u8; 4096];
+        loop {
+            match sys::recv(self.raw(), &mut tmp) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "sidecar closed the connection",
+                    ))
+                }
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&tmp[..n]);
+                    if self.rbuf.len() > 64 * 1024 {
+                        return Err(protocol_error("sidecar sent too much data".into()));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn next_frame(&mut self) -> io::Result<Option<(FrameKind, Vec<u8>)>> {
+        match Frame::parse(&self.rbuf, MAX_BODY_LEN) {
+            Ok(Some(f)) => {
+                let item = (f.kind, f.payload.to_vec());
+                let len = f.len();
+                self.rbuf.drain(..len);
+                Ok(Some(item))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(protocol_error(format!("bad frame from sidecar: {e}"))),
+        }
+    }
+
+    /// Reads pending acks; returns the highest cumulative frame count seen.
+    pub fn read_acks(&mut self) -> io::Result<Option<u64>> {
+        self.fill()?;
+        let mut latest = None;
+        while let Some((kind, payload)) = self.next_frame()? {
+            if kind == FrameKind::Ack {
+                let ack = Ack::decode(&payload).map_err(|e| protocol_error(e.to_string()))?;
+                latest = Some(latest.map_or(ack.frames, |l: u64| l.max(ack.frames)));
+            }
+        }
+        Ok(latest)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Stop the child-closes-this registration before the fd number is freed.
+        self._registration.release();
+    }
+}

@@ -1,0 +1,443 @@
+//! Typed configuration: defaults < TOML file (`--config`) < environment.
+//!
+//! The environment alone is enough to run (`REDIS_HOST=... scada-sidecar`);
+//! the file adds what env variables express badly (several targets, rules).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::env;
+
+pub const DEFAULT_SOCKET: &str = "/run/scada-broadcast/sidecar.sock";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/scada-broadcast";
+const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const DEFAULT_JOURNAL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_REDIS_BATCH_EVENTS: usize = 2000;
+const DEFAULT_REDIS_BATCH_BYTES: usize = 1024 * 1024;
+const DEFAULT_REDIS_TIMEOUT_MS: u64 = 5000;
+
+/// A string that must never reach a log line or an error message.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub journal: JournalConfig,
+    /// The Redis sink (Laravel's RedisBroadcaster format).
+    pub redis: Option<RedisConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Unix socket PHP processes connect to. Its directory is created 0750
+    /// (0770 with `socket_group`) and the socket is 0660.
+    pub socket: PathBuf,
+    /// Group allowed to connect (name or gid); empty keeps the sidecar's own.
+    pub socket_group: String,
+    /// Spool directory shared with PHP; empty means `<socket dir>/spool`.
+    pub spool_dir: PathBuf,
+    /// Journal and cursors.
+    pub data_dir: PathBuf,
+    /// Status endpoint on a Unix socket; empty means `<socket dir>/status.sock`.
+    pub status_socket: PathBuf,
+    /// Optional TCP status endpoint; must be loopback unless `status_allow_remote`.
+    pub status_addr: String,
+    pub status_allow_remote: bool,
+    /// How long SIGTERM waits for sinks to deliver what is journaled.
+    pub shutdown_timeout_secs: u64,
+    /// How often orphaned spool files are looked for.
+    pub spool_scan_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            socket: DEFAULT_SOCKET.into(),
+            socket_group: String::new(),
+            spool_dir: PathBuf::new(),
+            data_dir: DEFAULT_DATA_DIR.into(),
+            status_socket: PathBuf::new(),
+            status_addr: String::new(),
+            status_allow_remote: false,
+            shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            spool_scan_ms: 1000,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn socket_dir(&self) -> &Path {
+        self.socket.parent().unwrap_or_else(|| Path::new("/tmp"))
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        if self.spool_dir.as_os_str().is_empty() {
+            self.socket_dir().join("spool")
+        } else {
+            self.spool_dir.clone()
+        }
+    }
+
+    pub fn status_socket(&self) -> PathBuf {
+        if self.status_socket.as_os_str().is_empty() {
+            self.socket_dir().join("status.sock")
+        } else {
+            self.status_socket.clone()
+        }
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Size at which a journal segment file is closed and a new one started.
+    pub segment_bytes: u64,
+    /// Disk budget for events not yet delivered to every sink.
+    pub max_bytes: u64,
+    /// Recent journal kept in memory so sinks that keep up never read the disk.
+    pub memory_bytes: usize,
+    /// fsync every append (survives power loss, costs throughput).
+    pub fsync: bool,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_bytes: DEFAULT_JOURNAL_MAX_BYTES,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            fsync: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:pass@]host:port/db` or `unix:///path?db=N`; overrides host/port/db.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: Secret,
+    pub db: i64,
+    /// Channel prefix, as Laravel's `database.redis.options.prefix`.
+    pub prefix: String,
+    /// Most PUBLISH commands in one pipeline.
+    pub max_batch_events: usize,
+    /// Most message bytes in one pipeline.
+    pub max_batch_bytes: usize,
+    /// Per-pipeline response timeout.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            host: "127.0.0.1".into(),
+            port: 6379,
+            username: String::new(),
+            password: Secret::default(),
+            db: 0,
+            prefix: laravel_redis_prefix(None),
+            max_batch_events: DEFAULT_REDIS_BATCH_EVENTS,
+            max_batch_bytes: DEFAULT_REDIS_BATCH_BYTES,
+            timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Where we connect, for logs: never includes the password.
+    pub fn describe(&self) -> String {
+        if self.url.is_empty() {
+            format!("redis://{}:{}/{}", self.host, self.port, self.db)
+        } else {
+            redact_url(&self.url)
+        }
+    }
+}
+
+/// Removes the password from a URL (`redis://user:secret@h` → `redis://user:***@h`).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    format!("{}://{}:***@{}", &url[..scheme_end], user, &rest[at + 1..])
+}
+
+/// Laravel's default: `Str::slug(APP_NAME ?? 'laravel', '_') . '_database_'`.
+pub fn laravel_redis_prefix(app_name: Option<&str>) -> String {
+    let mut slug = String::new();
+    let mut pending_sep = false;
+    for c in app_name.unwrap_or("laravel").chars() {
+        if c.is_ascii_alphanumeric() {
+            if pending_sep && !slug.is_empty() {
+                slug.push('_');
+            }
+            pending_sep = false;
+            slug.push(c.to_ascii_lowercase());
+        } else if c == '@' {
+            if !slug.is_empty() {
+                slug.push('_');
+            }
+            slug.push_str("at");
+            pending_sep = true;
+        } else {
+            pending_sep = true;
+        }
+    }
+    format!("{slug}_database_")
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads the file (if any), then applies the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                Self::from_toml(&text)
+                    .map_err(|e| ConfigError(format!("config file {}: {}", path.display(), e.0)))?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Applies environment variables (`get` is injectable for tests).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get(env::SCADA_SIDECAR_SOCKET) {
+            self.server.socket = v.into();
+        }
+        if let Some(v) = get(env::SCADA_SPOOL_DIR) {
+            self.server.spool_dir = v.into();
+        }
+        if let Some(v) = get(env::SCADA_DATA_DIR) {
+            self.server.data_dir = v.into();
+        }
+        if let Some(v) = get(env::SCADA_STATUS_ADDR) {
+            self.server.status_addr = v;
+        }
+        if let Some(v) = get(env::SCADA_SOCKET_GROUP) {
+            self.server.socket_group = v;
+        }
+
+        let redis_vars = [
+            env::REDIS_URL,
+            env::REDIS_HOST,
+            env::REDIS_PORT,
+            env::REDIS_PASSWORD,
+            env::REDIS_DB,
+            env::REDIS_PREFIX,
+            env::REDIS_USERNAME,
+        ];
+        let redis_disabled = get(env::SCADA_REDIS_ENABLED)
+            .is_some_and(|v| matches!(v.as_str(), "0" | "false" | "no" | "off"));
+        if redis_disabled {
+            self.redis = None;
+        } else if self.redis.is_some() || redis_vars.iter().any(|k| get(k).is_some()) {
+            let mut redis = self.redis.take().unwrap_or_default();
+            if let Some(v) = get(env::REDIS_URL) {
+                redis.url = v;
+            }
+            if let Some(v) = get(env::REDIS_HOST) {
+                redis.host = v;
+            }
+            if let Some(v) = get(env::REDIS_PORT) {
+                redis.port = v.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "{} must be a port number, got {v:?}",
+                        env::REDIS_PORT
+                    ))
+                })?;
+            }
+            if let Some(v) = get(env::REDIS_USERNAME) {
+                redis.username = v;
+            }
+            if let Some(v) = get(env::REDIS_PASSWORD) {
+                redis.password = Secret::new(v);
+            }
+            if let Some(v) = get(env::REDIS_DB) {
+                redis.db = v.parse().map_err(|_| {
+                    ConfigError(format!("{} must be an integer, got {v:?}", env::REDIS_DB))
+                })?;
+            }
+            match get(env::REDIS_PREFIX) {
+                Some(v) => redis.prefix = v,
+                None if get(env::APP_NAME).is_some() => {
+                    redis.prefix = laravel_redis_prefix(get(env::APP_NAME).as_deref())
+                }
+                None => {}
+            }
+            self.redis = Some(redis);
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.redis.is_none() {
+            return Err(ConfigError(
+                "no destination configured: set REDIS_HOST or REDIS_URL (Laravel's Redis broadcaster), \
+                 or add a [redis] section to the config file"
+                    .into(),
+            ));
+        }
+        if self.journal.segment_bytes < 1024 * 1024 {
+            return Err(ConfigError(
+                "journal.segment_bytes must be at least 1 MiB".into(),
+            ));
+        }
+        if self.journal.max_bytes < self.journal.segment_bytes * 2 {
+            return Err(ConfigError(
+                "journal.max_bytes must be at least twice journal.segment_bytes".into(),
+            ));
+        }
+        if let Some(r) = &self.redis {
+            if r.max_batch_events == 0 || r.max_batch_bytes == 0 {
+                return Err(ConfigError(
+                    "redis.max_batch_events and max_batch_bytes must be positive".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with_env(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut c = Config::default();
+        c.apply_env(|k| map.get(k).cloned())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn laravel_names_configure_redis() {
+        let c = with_env(&[
+            ("REDIS_HOST", "10.0.0.5"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "hunter2"),
+            ("REDIS_DB", "3"),
+            ("SCADA_SIDECAR_SOCKET", "/tmp/x/s.sock"),
+        ])
+        .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!((r.host.as_str(), r.port, r.db), ("10.0.0.5", 6380, 3));
+        assert_eq!(r.prefix, "laravel_database_");
+        assert_eq!(r.password.expose(), "hunter2");
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert_eq!(c.server.spool_dir(), PathBuf::from("/tmp/x/spool"));
+    }
+
+    #[test]
+    fn prefix_follows_app_name_unless_given() {
+        let c = with_env(&[("REDIS_HOST", "h"), ("APP_NAME", "My SCADA App")]).unwrap();
+        assert_eq!(c.redis.unwrap().prefix, "my_scada_app_database_");
+        let c = with_env(&[("REDIS_HOST", "h"), ("APP_NAME", "x"), ("REDIS_PREFIX", "")]);
+        // An empty REDIS_PREFIX counts as unset in the process environment filter,
+        // but an explicit map value is used as is.
+        assert_eq!(c.unwrap().redis.unwrap().prefix, "");
+        assert_eq!(
+            laravel_redis_prefix(Some("foo@bar  baz")),
+            "foo_at_bar_baz_database_"
+        );
+    }
+
+    #[test]
+    fn refuses_to_start_without_a_destination_and_reports_bad_values() {
+        let e = with_env(&[]).unwrap_err();
+        assert!(e.0.contains("REDIS_HOST"), "{e}");
+        let e = with_env(&[("REDIS_PORT", "abc")]).unwrap_err();
+        assert!(e.0.contains("REDIS_PORT"), "{e}");
+        assert!(with_env(&[("REDIS_HOST", "h"), ("SCADA_REDIS_ENABLED", "false")]).is_err());
+    }
+
+    #[test]
+    fn toml_is_strict_and_env_overrides_it() {
+        let mut c = Config::from_toml(
+            "[server]\nsocket = \"/a/b.sock\"\n[redis]\nhost = \"r1\"\nmax_batch_events = 10\n",
+        )
+        .unwrap();
+        c.apply_env(|k| (k == "REDIS_HOST").then(|| "r2".to_string()))
+            .unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!((r.host.as_str(), r.max_batch_events), ("r2", 10));
+        assert!(Config::from_toml("[server]\nsokcet = 1\n").is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+    }
+}

@@ -1,0 +1,121 @@
+//! One PHP process's connection: handshake, frames in, acks out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use scada_core::frame::{Frame, FrameKind, MAX_BODY_LEN};
+use scada_core::message::{Ack, Hello, Welcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use super::Ingest;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Serves one client until it disconnects, breaks the protocol, or shutdown.
+pub async fn serve(
+    mut stream: UnixStream,
+    ingest: Arc<Ingest>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let m = &ingest.metrics.ingest;
+    m.connections_active.inc();
+    m.connections_total.inc();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut stream, &mut buf)).await {
+        Ok(Ok((origin, pid, client))) => {
+            debug!(origin = %format_args!("{origin:016x}"), pid, client, "client connected");
+            if let Err(e) = pump(&mut stream, &mut buf, &ingest, &mut shutdown).await {
+                debug!(pid, error = %e, "client connection ended");
+            }
+        }
+        Ok(Err(e)) => {
+            m.protocol_errors.inc();
+            warn!(error = %e, "handshake failed; closing connection");
+        }
+        Err(_) => debug!("no handshake within {HANDSHAKE_TIMEOUT:?}; closing connection"),
+    }
+    m.connections_active.sub(1);
+}
+
+async fn handshake(
+    stream: &mut UnixStream,
+    buf: &mut BytesMut,
+) -> std::io::Result<(u64, u32, String)> {
+    loop {
+        match Frame::parse(buf, MAX_BODY_LEN) {
+            Ok(Some(frame)) => {
+                if frame.kind != FrameKind::Hello {
+                    return Err(std::io::Error::other(format!(
+                        "first frame must be Hello, got {:?}",
+                        frame.kind
+                    )));
+                }
+                let hello = Hello::decode(frame.payload).map_err(std::io::Error::other)?;
+                let out = (hello.origin, hello.pid, hello.client.to_string());
+                let len = frame.len();
+                buf.advance(len);
+                let mut reply = Vec::new();
+                Welcome {
+                    max_frame: MAX_BODY_LEN as u32,
+                }
+                .encode(&mut reply)
+                .map_err(std::io::Error::other)?;
+                stream.write_all(&reply).await?;
+                return Ok(out);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before handshake",
+            ));
+        }
+    }
+}
+
+async fn pump(
+    stream: &mut UnixStream,
+    buf: &mut BytesMut,
+    ingest: &Ingest,
+    shutdown: &mut watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut frames_total: u64 = 0;
+    let mut ack = Vec::with_capacity(32);
+    loop {
+        if !buf.is_empty() {
+            let accepted = ingest.accept(buf)?;
+            buf.advance(accepted.consumed);
+            if accepted.frames > 0 {
+                frames_total += accepted.frames;
+                ack.clear();
+                Ack {
+                    frames: frames_total,
+                    flags: 0,
+                }
+                .encode(&mut ack)
+                .map_err(std::io::Error::other)?;
+                stream.write_all(&ack).await?;
+            }
+            if let Some(e) = accepted.error {
+                warn!(error = %e, "unreadable frame from client; closing its connection");
+                return Err(std::io::Error::other(e));
+            }
+        }
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            r = stream.read_buf(buf) => {
+                if r? == 0 {
+                    return Ok(());
+                }
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}

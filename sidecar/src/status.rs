@@ -1,0 +1,179 @@
+//! The status endpoint: `GET /status` (JSON), `GET /metrics` (Prometheus
+//! text), `GET /health`. Served on a Unix socket next to the main one (what
+//! `php artisan scada:status` reads) and, if configured, on a loopback TCP port.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::journal::Journal;
+use crate::metrics::Metrics;
+
+pub struct StatusContext {
+    pub metrics: Arc<Metrics>,
+    pub journal: Arc<Journal>,
+    pub started: Instant,
+    pub socket: String,
+    pub spool_dir: String,
+    pub destinations: Vec<Value>,
+}
+
+impl StatusContext {
+    pub fn snapshot(&self) -> Value {
+        let head = self.journal.head();
+        let sinks: Vec<Value> = self
+            .metrics
+            .sinks()
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(&**s).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "lag_bytes".into(),
+                        json!(head.saturating_sub(s.cursor.get())),
+                    );
+                }
+                v
+            })
+            .collect();
+        json!({
+            "service": "scada-sidecar",
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "socket": self.socket,
+            "spool_dir": self.spool_dir,
+            "destinations": self.destinations,
+            "journal": {
+                "head": head,
+                "oldest": self.journal.oldest(),
+                "disk_bytes": self.journal.disk_bytes(),
+                "segments": self.journal.segment_count(),
+            },
+            "ingest": serde_json::to_value(&self.metrics.ingest).unwrap_or(Value::Null),
+            "sinks": sinks,
+        })
+    }
+
+    /// Prometheus text exposition of the same numbers.
+    pub fn prometheus(&self) -> String {
+        let snap = self.snapshot();
+        let mut out = String::new();
+        let num = |v: &Value| v.as_u64().map(|n| n.to_string());
+        if let Some(ingest) = snap["ingest"].as_object() {
+            for (k, v) in ingest {
+                if let Some(n) = num(v) {
+                    out.push_str(&format!("scada_ingest_{k} {n}\n"));
+                }
+            }
+        }
+        if let Some(j) = snap["journal"].as_object() {
+            for (k, v) in j {
+                if let Some(n) = num(v) {
+                    out.push_str(&format!("scada_journal_{k} {n}\n"));
+                }
+            }
+        }
+        if let Some(sinks) = snap["sinks"].as_array() {
+            for s in sinks {
+                let name = s["name"].as_str().unwrap_or("");
+                let kind = s["kind"].as_str().unwrap_or("");
+                if let Some(o) = s.as_object() {
+                    for (k, v) in o {
+                        if let Some(n) = num(v) {
+                            out.push_str(&format!(
+                                "scada_sink_{k}{{sink=\"{name}\",kind=\"{kind}\"}} {n}\n"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn respond<S: AsyncReadExt + AsyncWrite + Unpin>(
+    mut stream: S,
+    ctx: &StatusContext,
+) -> std::io::Result<()> {
+    let mut req = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") && !req.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        req.extend_from_slice(&buf[..n]);
+        if req.len() > 8192 {
+            break;
+        }
+    }
+    let line =
+        String::from_utf8_lossy(req.split(|&b| b == b'\n').next().unwrap_or_default()).to_string();
+    let path = line.split_whitespace().nth(1).unwrap_or("/status");
+    let (status, ctype, body) = match path {
+        "/" | "/status" => ("200 OK", "application/json", ctx.snapshot().to_string()),
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", ctx.prometheus()),
+        "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
+        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+    };
+    let head = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+pub async fn serve_unix(
+    listener: UnixListener,
+    ctx: Arc<StatusContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = respond(stream, &ctx).await {
+                            debug!(error = %e, "status request failed");
+                        }
+                    });
+                }
+                Err(e) => debug!(error = %e, "status accept failed"),
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+pub async fn serve_tcp(
+    listener: TcpListener,
+    ctx: Arc<StatusContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = respond(stream, &ctx).await {
+                            debug!(error = %e, "status request failed");
+                        }
+                    });
+                }
+                Err(e) => debug!(error = %e, "status accept failed"),
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+<?php
+
+namespace Scada\Broadcasting\Tests\Support;
+
+use PHPUnit\Framework\TestCase;
+use Scada\Broadcasting\ScadaBroadcastingService;
+
+/**
+ * Base for tests against the real stack: each test gets its own temp dir,
+ * redis-server and sidecar; everything is stopped in tearDown. A failing
+ * test prints the sidecar's log.
+ */
+abstract class IntegrationTestCase extends TestCase
+{
+    protected string $dir;
+    protected ?RedisServer $redis = null;
+    protected ?Sidecar $sidecar = null;
+
+    protected function setUp(): void
+    {
+        $this->dir = Processes::tempDir((new \ReflectionClass($this))->getShortName());
+    }
+
+    protected function tearDown(): void
+    {
+        if ($this->hasFailed() && $this->sidecar !== null) {
+            fwrite(STDERR, "\n--- sidecar log ---\n" . substr($this->sidecar->log(), -4000) . "\n");
+        }
+        $this->sidecar?->kill();
+        $this->redis?->stop();
+        $this->sidecar = null;
+        $this->redis = null;
+        if (!$this->hasFailed()) {
+            Processes::removeDir($this->dir);
+        }
+    }
+
+    /** Starts redis and a sidecar delivering to it (REDIS_* env, like Laravel). */
+    protected function startStack(array $sidecarEnv = []): void
+    {
+        $this->redis = new RedisServer($this->dir);
+        $this->sidecar = new Sidecar($this->dir, array_merge([
+            'REDIS_HOST' => '127.0.0.1',
+            'REDIS_PORT' => (string)$this->redis->port,
+        ], $sidecarEnv));
+    }
+
+    protected function service(array $options = []): ScadaBroadcastingService
+    {
+        return new ScadaBroadcastingService(array_merge([
+            'socket' => $this->sidecar->socket,
+            'spool_dir' => $this->sidecar->spoolDir,
+        ], $options));
+    }
+
+    protected function subscribe(string $pattern = '*'): Subscriber
+    {
+        return new Subscriber($this->dir, $this->redis->port, $pattern);
+    }
+
+    /** Runs a PHP script with the extension in a separate process. */
+    protected function php(string $code, array $env = [], string $name = 'producer'): Process
+    {
+        $file = $this->dir . "/$name-" . bin2hex(random_bytes(3)) . '.php';
+        file_put_contents($file, $code);
+        return new Process(
+            [PHP_BINARY, '-d', 'extension=' . Processes::extension(), $file],
+            $file . '.log',
+            array_merge($this->sidecar?->env() ?? [], $env)
+        );
+    }
+}

@@ -1,36 +1,62 @@
 #!/usr/bin/env bash
 # The benchmark: prints every figure the README's benchmarks section quotes,
 # with Laravel's own path (the anchors in ../shared/anchors) measured in the
-# same run on the same machine. Uses the anchors' fixed ports (redis 6379).
+# same run on the same machine. Uses the anchors' fixed ports: redis 6379 and
+# Sockudo 6001 (app scada-app / scada-key / scada-secret).
 #   make bench            # or: scripts/bench.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 N="${BENCH_EVENTS:-200000}"
+PN="${BENCH_PUSHER_EVENTS:-50000}"
 WORK="$(mktemp -d /tmp/scada-bench.XXXXXX)"
+export NODE_PATH="$ROOT/tests/js/node_modules"
+have_anchors() { [ -f "$ANCHORS/bench_laravel.php" ] || { echo "   (anchors not found at $ANCHORS; set ANCHORS=...)"; return 1; }; }
 
-echo "== scada-broadcast benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(php -r 'echo PHP_VERSION;'))"
+echo "== scada-broadcast benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, PHP $(php -r 'echo PHP_VERSION;'), $(redis-server --version | awk '{print $3}'))"
+
+# ---- Redis (Laravel's RedisBroadcaster format) ----
 start_redis 6379 "$WORK"
-REDIS_HOST=127.0.0.1 REDIS_PORT=6379 start_sidecar "$WORK"
-export SCADA_SIDECAR_SOCKET="$WORK/run/sidecar.sock" SCADA_SPOOL_DIR="$WORK/run/spool"
-STATUS="$WORK/run/status.sock"
-
+mkdir -p "$WORK/redis"
+REDIS_HOST=127.0.0.1 REDIS_PORT=6379 start_sidecar "$WORK/redis"
+export SCADA_SIDECAR_SOCKET="$WORK/redis/run/sidecar.sock" SCADA_SPOOL_DIR="$WORK/redis/run/spool"
+STATUS="$WORK/redis/run/status.sock"
 echo
 echo "-- hand-off cost (broadcastData, 6-key sample, sidecar running)"
 php -d extension="$EXT" "$ROOT/bench/handoff.php" "$N"
-
 echo
 echo "-- end-to-end to Redis (PUBLISH acknowledged), Laravel format"
-php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 1 "$N" redis || true
-php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 2 "$N" redis || true
-
+php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 1 "$N" redis 2>/dev/null || true
+php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 2 "$N" redis 2>/dev/null || true
+stop_sidecar
 echo
-echo "-- Laravel today (anchors, same run): RedisBroadcaster with ShouldBroadcastNow; queued dispatch"
-if [ -f "$ANCHORS/bench_laravel.php" ]; then
+echo "-- Laravel today, same run: RedisBroadcaster + ShouldBroadcastNow; queued dispatch; one queue worker"
+if have_anchors; then
   php "$ANCHORS/bench_laravel.php" redis-now 20000
   php "$ANCHORS/bench_laravel.php" queued 20000 | tr '\n' ' '; echo
   php "$ANCHORS/bench_worker.php"
-else
-  echo "anchors not found at $ANCHORS (set ANCHORS=...); skipped"
 fi
-php -r 'require "'"$ROOT/bench/lib.php"'"; echo json_encode(sidecar_status($argv[1])["ingest"]), "\n";' "$STATUS" >&2; ls -la "$WORK/run/spool" >&2; cp "$WORK/sidecar.log" /tmp/last-bench-sidecar.log; rm -rf "$WORK"
+
+# ---- Pusher HTTP API (Sockudo), received by a pusher-js client ----
+start_sockudo 6001 "$WORK"
+PUSHER="PUSHER_APP_ID=scada-app PUSHER_APP_KEY=scada-key PUSHER_APP_SECRET=scada-secret PUSHER_HOST=127.0.0.1 PUSHER_PORT=6001 PUSHER_SCHEME=http"
+for B in 10 100; do
+  mkdir -p "$WORK/pusher-$B"
+  env $PUSHER SCADA_PUSHER_MAX_BATCH=$B bash -c "source '$ROOT/scripts/lib.sh'; trap - EXIT; start_sidecar '$WORK/pusher-$B'; echo \$SIDECAR_PID > '$WORK/pusher-$B/pid'"
+  SIDECAR_PID=$(cat "$WORK/pusher-$B/pid"); PIDS+=("$SIDECAR_PID")
+  export SCADA_SIDECAR_SOCKET="$WORK/pusher-$B/run/sidecar.sock" SCADA_SPOOL_DIR="$WORK/pusher-$B/run/spool"
+  STATUS="$WORK/pusher-$B/run/status.sock"
+  echo
+  echo "-- Pusher HTTP API, batch size $B: the server's own ceiling (anchor: sequential batch_events, $B per request) vs the sidecar, both received by pusher-js"
+  if have_anchors; then
+    php "$ROOT/bench/pusher.php" compare "$STATUS" "$EXT" 6001 "$B" "$PN" "${BENCH_ROUNDS:-3}" "$ANCHORS/bench_pusher_batch.php"
+  fi
+  if [ "$B" = 10 ]; then
+    php "$ROOT/bench/pusher.php" latency "$STATUS" "$EXT" 6001 10000 10
+    echo
+    echo "-- Laravel today, same run: the pusher driver's synchronous POST /events per event"
+    if have_anchors; then php "$ROOT/bench/pusher.php" anchor - - 6001 "$ANCHORS/bench_pusher_http.php" 2000; fi
+  fi
+  stop_sidecar
+done
+rm -rf "$WORK"

@@ -126,6 +126,33 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) -> Result<(), InvalidUtf8> {
     Ok(())
 }
 
+/// Appends `s` as a quoted JSON string the way `JSON.stringify` (and PHP with
+/// `JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE`) writes it: only `"`, `\`
+/// and control characters are escaped. This is what the Pusher SDKs sign for
+/// presence `channel_data` and user data.
+pub fn write_string_unescaped(out: &mut Vec<u8>, s: &[u8]) -> Result<(), InvalidUtf8> {
+    let text = std::str::from_utf8(s).map_err(|e| InvalidUtf8 {
+        at: e.valid_up_to(),
+    })?;
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b if b < 0x20 => push_u_escape(out, b as u16),
+            b => out.push(b),
+        }
+    }
+    out.push(b'"');
+    Ok(())
+}
+
 /// Appends an integer.
 pub fn write_i64(out: &mut Vec<u8>, v: i64) {
     let mut buf = [0u8; 20];
@@ -348,6 +375,17 @@ mod tests {
         let mut out = b"keep".to_vec();
         assert!(write_string(&mut out, b"a\xff").is_err());
         assert_eq!(out, b"keep");
+    }
+
+    #[test]
+    fn unescaped_strings_keep_slashes_and_unicode() {
+        let mut out = Vec::new();
+        write_string_unescaped(&mut out, "a/b é😀 \"q\" \\ \t\n\x01".as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a/b é😀 \\\"q\\\" \\\\ \\t\\n\\u0001\""
+        );
+        assert!(write_string_unescaped(&mut Vec::new(), b"\xff").is_err());
     }
 
     #[test]

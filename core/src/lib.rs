@@ -15,16 +15,20 @@
 //! - [`timefmt`]: ISO-8601 timestamps as Carbon's `toISOString()` prints them.
 //! - [`aggregate`]: per-series statistics (count, sum, min, max, average, first, last).
 //! - [`spool`]: naming and header of the spool files PHP writes when the sidecar is away.
+//! - [`pusher`]: Pusher protocol signing (HTTP API, channel and user auth, webhooks).
+//! - [`encoding`]: hex and base64, for signatures and shared secrets.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
 pub mod aggregate;
+pub mod encoding;
 pub mod event;
 pub mod frame;
 pub mod json;
 pub mod message;
+pub mod pusher;
 pub mod spool;
 pub mod timefmt;
 pub mod validate;

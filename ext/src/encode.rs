@@ -243,9 +243,30 @@ unsafe fn is_list(ht: &zend_array) -> bool {
 /// Encodes PHP values with a depth limit.
 pub struct Encoder {
     pub max_depth: usize,
+    /// Write strings as `JSON.stringify` does (no escaping of `/` or non-ASCII):
+    /// what Pusher signs for presence and user data. Default: PHP's `json_encode`.
+    pub unescaped: bool,
 }
 
+/// `JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE`.
+const JSON_UNESCAPED: i64 = 64 | 256;
+
 impl Encoder {
+    pub fn new(max_depth: usize) -> Self {
+        Self {
+            max_depth,
+            unescaped: false,
+        }
+    }
+
+    fn string(&self, out: &mut Vec<u8>, s: &[u8]) -> std::result::Result<(), json::InvalidUtf8> {
+        if self.unescaped {
+            json::write_string_unescaped(out, s)
+        } else {
+            json::write_string(out, s)
+        }
+    }
+
     /// Any PHP value.
     pub fn value(&self, out: &mut Vec<u8>, zv: &Zval, depth: usize) -> Result<()> {
         let zv = deref(zv);
@@ -257,7 +278,8 @@ impl Encoder {
             IS_LONG => json::write_i64(out, unsafe { zv.value.lval }),
             IS_DOUBLE => json::write_f64(out, unsafe { zv.value.dval })
                 .map_err(|e| EncodeError::new(ErrorKind::NonFinite(e)))?,
-            IS_STRING => json::write_string(out, unsafe { zstr(zv.value.str_) })
+            IS_STRING => self
+                .string(out, unsafe { zstr(zv.value.str_) })
                 .map_err(|e| EncodeError::new(ErrorKind::InvalidUtf8 { at: e.at }))?,
             IS_ARRAY => {
                 let ht = unsafe { &*zv.value.arr };
@@ -304,7 +326,7 @@ impl Encoder {
                             json::write_i64(out, i);
                             out.push(b'"');
                         }
-                        Key::Str(s) => json::write_string(out, s).map_err(|_| {
+                        Key::Str(s) => self.string(out, s).map_err(|_| {
                             EncodeError::new(ErrorKind::InvalidUtf8Key).at(key.seg())
                         })?,
                     }
@@ -338,13 +360,15 @@ impl Encoder {
         };
         let json_encode = ZendCallable::try_from_name("json_encode")
             .map_err(|_| refused("json_encode() is not available".into()))?;
-        let result = match json_encode.try_call(vec![zv as &dyn ext_php_rs::convert::IntoZvalDyn]) {
-            Ok(r) => r,
-            Err(ext_php_rs::error::Error::ExceptionPending { .. }) => {
-                return Err(EncodeError::new(ErrorKind::PendingException))
-            }
-            Err(e) => return Err(refused(e.to_string())),
-        };
+        let flags: i64 = if self.unescaped { JSON_UNESCAPED } else { 0 };
+        let result =
+            match json_encode.try_call(vec![zv as &dyn ext_php_rs::convert::IntoZvalDyn, &flags]) {
+                Ok(r) => r,
+                Err(ext_php_rs::error::Error::ExceptionPending { .. }) => {
+                    return Err(EncodeError::new(ErrorKind::PendingException))
+                }
+                Err(e) => return Err(refused(e.to_string())),
+            };
         match result.zend_str() {
             Some(s) => {
                 out.extend_from_slice(s.as_bytes());

@@ -5,7 +5,8 @@
 //! sidecar without waiting for it, in about a microsecond.
 //!
 //! # Layout
-//! - [`service`]: the PHP class: argument validation, payload shapes, stats.
+//! - [`service`]: `ScadaBroadcastingService`: argument validation, payload shapes, stats.
+//! - [`signer`]: `PusherSigner`: channel/user authorization, webhooks, API request signing.
 //! - [`encode`]: PHP values → JSON bytes identical to `json_encode()`.
 //! - [`options`]: php.ini directives, environment and constructor options.
 //! - [`transport`]: outbox, writer thread, socket and spool I/O.
@@ -24,6 +25,7 @@ pub mod errors;
 pub mod fork;
 pub mod options;
 pub mod service;
+pub mod signer;
 pub mod transport;
 
 use ext_php_rs::prelude::*;
@@ -62,6 +64,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<errors::InvalidBroadcastException>()
         .class::<errors::BroadcastException>()
         .class::<service::ScadaBroadcastingService>()
+        .class::<signer::PusherSigner>()
         .shutdown_function(module_shutdown)
         .info_function(module_info)
 }

@@ -12,7 +12,6 @@
 //! | `linger_us`          | `scada_broadcast.linger_us`           |                      | 1000 |
 //! | `flush_timeout_ms`   | `scada_broadcast.flush_timeout_ms`    |                      | 2000 |
 //! | `shutdown_timeout_ms`| `scada_broadcast.shutdown_timeout_ms` |                      | 2000 |
-//! | `stall_timeout_ms`   |                                       |                      | 20 |
 //! | `connect_timeout_ms` |                                       |                      | 100 |
 
 use std::collections::HashMap;
@@ -92,7 +91,7 @@ const SETTINGS: &[Setting] = &[
 ];
 
 /// Options accepted by the constructor that have no php.ini directive.
-const EXTRA_OPTIONS: &[(&str, i64)] = &[("stall_timeout_ms", 20), ("connect_timeout_ms", 100)];
+const EXTRA_OPTIONS: &[(&str, i64)] = &[("connect_timeout_ms", 100)];
 
 pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
     IniEntryDef::new(
@@ -272,7 +271,6 @@ impl ServiceOptions {
                 buffer_bytes: int("buffer_bytes", 64 * 1024, 1 << 34)? as usize,
                 spool_max_bytes: int("spool_max_bytes", 0, 1 << 42)? as u64,
                 linger: Duration::from_micros(int("linger_us", 0, 1_000_000)? as u64),
-                stall_timeout: Duration::from_millis(int("stall_timeout_ms", 1, 60_000)? as u64),
                 connect_timeout: Duration::from_millis(int("connect_timeout_ms", 1, 60_000)? as u64),
                 max_unacked_bytes: 4 * 1024 * 1024,
                 shutdown_timeout: Duration::from_millis(

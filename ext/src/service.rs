@@ -363,9 +363,7 @@ impl ScadaBroadcastingService {
     pub fn __construct(options: Option<&ZendHashTable>) -> PhpResult<Self> {
         let options = ServiceOptions::from_php(options).map_err(invalid)?;
         Ok(Self {
-            encoder: Encoder {
-                max_depth: options.max_depth,
-            },
+            encoder: Encoder::new(options.max_depth),
             options,
             transport: RefCell::new(None),
         })
@@ -409,7 +407,7 @@ impl ScadaBroadcastingService {
         let arg = Arg::new("encodeJson", 1, "value");
         let max_depth = ServiceOptions::from_php(None).map_or(64, |o| o.max_depth);
         let mut out = Vec::new();
-        Encoder { max_depth }
+        Encoder::new(max_depth)
             .value(&mut out, value, 0)
             .map_err(|e| arg.encode_error(e))?;
         String::from_utf8(out).map_err(|e| runtime(e.to_string()))

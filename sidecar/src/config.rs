@@ -20,6 +20,13 @@ const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 const DEFAULT_REDIS_BATCH_EVENTS: usize = 2000;
 const DEFAULT_REDIS_BATCH_BYTES: usize = 1024 * 1024;
 const DEFAULT_REDIS_TIMEOUT_MS: u64 = 5000;
+/// Pusher's multi-tenant batch limit; self-hosted servers accept more.
+const DEFAULT_PUSHER_BATCH_EVENTS: usize = 10;
+const DEFAULT_PUSHER_LINGER_MS: u64 = 2;
+const DEFAULT_PUSHER_IN_FLIGHT: usize = 4;
+const DEFAULT_PUSHER_TIMEOUT_MS: u64 = 5000;
+/// Pusher's limit on an event's `data`.
+const DEFAULT_PUSHER_MAX_EVENT_BYTES: usize = 10 * 1024;
 
 /// A string that must never reach a log line or an error message.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -51,6 +58,8 @@ pub struct Config {
     pub journal: JournalConfig,
     /// The Redis sink (Laravel's RedisBroadcaster format).
     pub redis: Option<RedisConfig>,
+    /// Pusher-protocol HTTP API targets (Pusher, Reverb, Soketi, Sockudo).
+    pub pusher: Vec<PusherConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -232,6 +241,88 @@ pub fn laravel_redis_prefix(app_name: Option<&str>) -> String {
     format!("{slug}_database_")
 }
 
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PusherConfig {
+    /// Name in logs and status (`pusher` for the one configured by PUSHER_*).
+    pub name: String,
+    pub app_id: String,
+    pub key: String,
+    pub secret: Secret,
+    /// Empty: `api-<cluster>.pusher.com`, as Laravel does.
+    pub host: String,
+    /// 0: 443 for https, 80 for http.
+    pub port: u16,
+    pub scheme: String,
+    pub cluster: String,
+    /// Most events per `batch_events` request (10 on Pusher's shared clusters).
+    pub max_batch_events: usize,
+    /// How long a batch waits for more events once its first one is there.
+    pub linger_ms: u64,
+    /// Requests in flight at once; events of one channel always share a lane, in order.
+    pub max_in_flight: usize,
+    pub timeout_ms: u64,
+    /// Largest event `data` the target accepts (Pusher: 10 KB).
+    pub max_event_bytes: usize,
+    /// Largest whole request body the target accepts; 0 = no limit (Reverb: 10000).
+    pub max_request_bytes: usize,
+    /// Send each event's id as `idempotency_key` (Sockudo de-duplicates on it).
+    pub idempotency_key: bool,
+}
+
+impl Default for PusherConfig {
+    fn default() -> Self {
+        Self {
+            name: "pusher".into(),
+            app_id: String::new(),
+            key: String::new(),
+            secret: Secret::default(),
+            host: String::new(),
+            port: 0,
+            scheme: "https".into(),
+            cluster: "mt1".into(),
+            max_batch_events: DEFAULT_PUSHER_BATCH_EVENTS,
+            linger_ms: DEFAULT_PUSHER_LINGER_MS,
+            max_in_flight: DEFAULT_PUSHER_IN_FLIGHT,
+            timeout_ms: DEFAULT_PUSHER_TIMEOUT_MS,
+            max_event_bytes: DEFAULT_PUSHER_MAX_EVENT_BYTES,
+            max_request_bytes: 0,
+            idempotency_key: false,
+        }
+    }
+}
+
+impl PusherConfig {
+    pub fn host(&self) -> String {
+        if self.host.is_empty() {
+            format!("api-{}.pusher.com", self.cluster)
+        } else {
+            self.host.clone()
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self.port {
+            0 if self.scheme == "http" => 80,
+            0 => 443,
+            p => p,
+        }
+    }
+
+    /// `scheme://host:port`, for requests and logs (holds no secret).
+    pub fn base_url(&self) -> String {
+        format!("{}://{}:{}", self.scheme, self.host(), self.port())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+}
+
 #[derive(Debug)]
 pub struct ConfigError(pub String);
 
@@ -332,16 +423,131 @@ impl Config {
             }
             self.redis = Some(redis);
         }
+
+        // PUSHER_* configure (or override) the target named "pusher".
+        let pusher_vars = [
+            env::PUSHER_APP_ID,
+            env::PUSHER_APP_KEY,
+            env::PUSHER_APP_SECRET,
+            env::PUSHER_HOST,
+            env::PUSHER_PORT,
+            env::PUSHER_SCHEME,
+            env::PUSHER_APP_CLUSTER,
+            env::SCADA_PUSHER_MAX_BATCH,
+            env::SCADA_PUSHER_IDEMPOTENCY_KEY,
+        ];
+        let has_credentials = [
+            env::PUSHER_APP_ID,
+            env::PUSHER_APP_KEY,
+            env::PUSHER_APP_SECRET,
+        ]
+        .iter()
+        .any(|k| get(k).is_some());
+        let existing = self.pusher.iter().position(|p| p.name == "pusher");
+        if has_credentials || (existing.is_some() && pusher_vars.iter().any(|k| get(k).is_some())) {
+            let mut p = match existing {
+                Some(i) => self.pusher.remove(i),
+                None => PusherConfig::default(),
+            };
+            if let Some(v) = get(env::PUSHER_APP_ID) {
+                p.app_id = v;
+            }
+            if let Some(v) = get(env::PUSHER_APP_KEY) {
+                p.key = v;
+            }
+            if let Some(v) = get(env::PUSHER_APP_SECRET) {
+                p.secret = Secret::new(v);
+            }
+            if let Some(v) = get(env::PUSHER_HOST) {
+                p.host = v;
+            }
+            if let Some(v) = get(env::PUSHER_PORT) {
+                p.port = v.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "{} must be a port number, got {v:?}",
+                        env::PUSHER_PORT
+                    ))
+                })?;
+            }
+            if let Some(v) = get(env::PUSHER_SCHEME) {
+                p.scheme = v.to_ascii_lowercase();
+            }
+            if let Some(v) = get(env::PUSHER_APP_CLUSTER) {
+                p.cluster = v;
+            }
+            if let Some(v) = get(env::SCADA_PUSHER_MAX_BATCH) {
+                p.max_batch_events = v.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "{} must be a positive integer, got {v:?}",
+                        env::SCADA_PUSHER_MAX_BATCH
+                    ))
+                })?;
+            }
+            if let Some(v) = get(env::SCADA_PUSHER_IDEMPOTENCY_KEY) {
+                p.idempotency_key = matches!(v.as_str(), "1" | "true" | "yes" | "on");
+            }
+            self.pusher.insert(existing.unwrap_or(self.pusher.len()), p);
+        }
         Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.redis.is_none() {
+        if self.redis.is_none() && self.pusher.is_empty() {
             return Err(ConfigError(
-                "no destination configured: set REDIS_HOST or REDIS_URL (Laravel's Redis broadcaster), \
-                 or add a [redis] section to the config file"
+                "no destination configured: set REDIS_HOST or REDIS_URL (Laravel's Redis broadcaster) \
+                 and/or PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET (Pusher, Reverb, Soketi, Sockudo), \
+                 or add [redis] / [[pusher]] sections to the config file"
                     .into(),
             ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.pusher {
+            let missing: Vec<&str> = [
+                ("app_id / PUSHER_APP_ID", p.app_id.is_empty()),
+                ("key / PUSHER_APP_KEY", p.key.is_empty()),
+                ("secret / PUSHER_APP_SECRET", p.secret.is_empty()),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| *n)
+            .collect();
+            if !missing.is_empty() {
+                return Err(ConfigError(format!(
+                    "pusher target {:?} is missing {}",
+                    p.name,
+                    missing.join(", ")
+                )));
+            }
+            if !matches!(p.scheme.as_str(), "http" | "https") {
+                return Err(ConfigError(format!(
+                    "pusher target {:?}: scheme must be http or https, got {:?}",
+                    p.name, p.scheme
+                )));
+            }
+            if p.max_batch_events == 0 || p.max_in_flight == 0 {
+                return Err(ConfigError(format!(
+                    "pusher target {:?}: max_batch_events and max_in_flight must be positive",
+                    p.name
+                )));
+            }
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || p.name == "redis"
+            {
+                return Err(ConfigError(format!(
+                    "pusher target name {:?} must be letters, digits, - or _ (and not \"redis\")",
+                    p.name
+                )));
+            }
+            if !names.insert(&p.name) {
+                return Err(ConfigError(format!(
+                    "two pusher targets are named {:?}",
+                    p.name
+                )));
+            }
         }
         if self.journal.segment_bytes < 1024 * 1024 {
             return Err(ConfigError(
@@ -415,7 +621,10 @@ mod tests {
     #[test]
     fn refuses_to_start_without_a_destination_and_reports_bad_values() {
         let e = with_env(&[]).unwrap_err();
-        assert!(e.0.contains("REDIS_HOST"), "{e}");
+        assert!(
+            e.0.contains("REDIS_HOST") && e.0.contains("PUSHER_APP_ID"),
+            "{e}"
+        );
         let e = with_env(&[("REDIS_PORT", "abc")]).unwrap_err();
         assert!(e.0.contains("REDIS_PORT"), "{e}");
         assert!(with_env(&[("REDIS_HOST", "h"), ("SCADA_REDIS_ENABLED", "false")]).is_err());
@@ -432,6 +641,48 @@ mod tests {
         let r = c.redis.unwrap();
         assert_eq!((r.host.as_str(), r.max_batch_events), ("r2", 10));
         assert!(Config::from_toml("[server]\nsokcet = 1\n").is_err());
+    }
+
+    #[test]
+    fn pusher_targets_come_from_laravels_names_and_the_file() {
+        let c = with_env(&[
+            ("PUSHER_APP_ID", "1"),
+            ("PUSHER_APP_KEY", "k"),
+            ("PUSHER_APP_SECRET", "s3cr3t"),
+        ])
+        .unwrap();
+        let p = &c.pusher[0];
+        assert_eq!(
+            (p.host(), p.port(), p.scheme.as_str()),
+            ("api-mt1.pusher.com".to_string(), 443, "https")
+        );
+        assert!(!format!("{p:?}").contains("s3cr3t"));
+        let c = with_env(&[
+            ("PUSHER_APP_ID", "1"),
+            ("PUSHER_APP_KEY", "k"),
+            ("PUSHER_APP_SECRET", "s"),
+            ("PUSHER_HOST", "127.0.0.1"),
+            ("PUSHER_PORT", "6001"),
+            ("PUSHER_SCHEME", "http"),
+            ("SCADA_PUSHER_MAX_BATCH", "100"),
+        ])
+        .unwrap();
+        assert_eq!(c.pusher[0].base_url(), "http://127.0.0.1:6001");
+        assert_eq!(c.pusher[0].max_batch_events, 100);
+        assert!(c.redis.is_none());
+        let e = with_env(&[("PUSHER_APP_ID", "1"), ("PUSHER_APP_KEY", "k")]).unwrap_err();
+        assert!(e.0.contains("PUSHER_APP_SECRET"), "{e}");
+
+        let mut c = Config::from_toml(
+            "[[pusher]]\nname = \"reverb\"\napp_id = \"a\"\nkey = \"k\"\nsecret = \"s\"\nhost = \"r\"\nmax_request_bytes = 10000\n\n[[pusher]]\nname = \"backup\"\napp_id = \"b\"\nkey = \"k\"\nsecret = \"s\"\nhost = \"b\"\n",
+        )
+        .unwrap();
+        c.apply_env(|k| (k == "REDIS_HOST").then(|| "h".to_string()))
+            .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.pusher.len(), 2);
+        assert_eq!(c.pusher[0].max_request_bytes, 10000);
+        assert!(c.redis.is_some());
     }
 
     #[test]

@@ -10,6 +10,18 @@ pub const REDIS_PASSWORD: &str = "REDIS_PASSWORD";
 pub const REDIS_DB: &str = "REDIS_DB";
 pub const REDIS_PREFIX: &str = "REDIS_PREFIX";
 
+pub const PUSHER_APP_ID: &str = "PUSHER_APP_ID";
+pub const PUSHER_APP_KEY: &str = "PUSHER_APP_KEY";
+pub const PUSHER_APP_SECRET: &str = "PUSHER_APP_SECRET";
+pub const PUSHER_HOST: &str = "PUSHER_HOST";
+pub const PUSHER_PORT: &str = "PUSHER_PORT";
+pub const PUSHER_SCHEME: &str = "PUSHER_SCHEME";
+pub const PUSHER_APP_CLUSTER: &str = "PUSHER_APP_CLUSTER";
+/// Most events per `batch_events` request (Pusher's multi-tenant limit is 10).
+pub const SCADA_PUSHER_MAX_BATCH: &str = "SCADA_PUSHER_MAX_BATCH";
+/// `true` sends each event's id as `idempotency_key` (Sockudo supports it).
+pub const SCADA_PUSHER_IDEMPOTENCY_KEY: &str = "SCADA_PUSHER_IDEMPOTENCY_KEY";
+
 /// Path of the Unix socket PHP connects to.
 pub const SCADA_SIDECAR_SOCKET: &str = "SCADA_SIDECAR_SOCKET";
 /// Where PHP processes spool events the sidecar could not take.
@@ -22,5 +34,7 @@ pub const SCADA_STATUS_ADDR: &str = "SCADA_STATUS_ADDR";
 pub const SCADA_SOCKET_GROUP: &str = "SCADA_SOCKET_GROUP";
 /// `false` disables the Redis sink even when `REDIS_*` variables are set.
 pub const SCADA_REDIS_ENABLED: &str = "SCADA_REDIS_ENABLED";
+/// Runtime worker threads (default 1; journal disk reads use a separate blocking pool).
+pub const SCADA_WORKER_THREADS: &str = "SCADA_WORKER_THREADS";
 /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` works too.
 pub const SCADA_LOG: &str = "SCADA_LOG";

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::ingest::{self, Ingest};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
+use crate::sinks::pusher::PusherSink;
 use crate::sinks::reader::{JournalReader, Stop};
 use crate::sinks::redis::RedisSink;
 use crate::status::{self, StatusContext};
@@ -173,6 +174,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
         let sink = RedisSink::new(redis.clone(), reader).map_err(ServerError)?;
         destinations.push(json!({"name": "redis", "kind": "redis", "target": redis.describe(), "prefix": redis.prefix}));
+        sinks.spawn(sink.run(stop_rx.clone()));
+    }
+    for target in &config.pusher {
+        let m = metrics.sink(&target.name, "pusher");
+        let reader = JournalReader::open(
+            journal.clone(),
+            &cursor_dir.join(format!("pusher-{}.cursor", target.name)),
+            m,
+        )
+        .map_err(|e| {
+            err(
+                format!("cannot open the cursor of pusher target {}", target.name),
+                e,
+            )
+        })?;
+        let sink = PusherSink::new(target.clone(), reader).map_err(ServerError)?;
+        destinations.push(json!({"name": target.name, "kind": "pusher", "target": target.base_url(), "app_id": target.app_id, "max_batch_events": target.max_batch_events}));
         sinks.spawn(sink.run(stop_rx.clone()));
     }
 

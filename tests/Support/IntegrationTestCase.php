@@ -15,6 +15,8 @@ abstract class IntegrationTestCase extends TestCase
     protected string $dir;
     protected ?RedisServer $redis = null;
     protected ?Sidecar $sidecar = null;
+    protected ?Sockudo $sockudo = null;
+    protected ?AuthServer $auth = null;
 
     protected function setUp(): void
     {
@@ -28,8 +30,11 @@ abstract class IntegrationTestCase extends TestCase
         }
         $this->sidecar?->kill();
         $this->redis?->stop();
+        $this->sockudo?->stop();
         $this->sidecar = null;
         $this->redis = null;
+        $this->sockudo = null;
+        $this->auth = null;
         if (!$this->hasFailed()) {
             Processes::removeDir($this->dir);
         }
@@ -43,6 +48,28 @@ abstract class IntegrationTestCase extends TestCase
             'REDIS_HOST' => '127.0.0.1',
             'REDIS_PORT' => (string)$this->redis->port,
         ], $sidecarEnv));
+    }
+
+    /** Starts Sockudo and a sidecar delivering to it (PUSHER_* env, like Laravel), optionally Redis too. */
+    protected function startPusherStack(array $sidecarEnv = [], bool $withRedis = false, ?string $configToml = null): void
+    {
+        $this->sockudo = new Sockudo($this->dir);
+        $env = $this->sockudo->pusherEnv(['SCADA_PUSHER_IDEMPOTENCY_KEY' => 'true']);
+        if ($withRedis) {
+            $this->redis = new RedisServer($this->dir);
+            $env += ['REDIS_HOST' => '127.0.0.1', 'REDIS_PORT' => (string)$this->redis->port];
+        }
+        $this->sidecar = new Sidecar($this->dir, array_merge($env, $sidecarEnv), $configToml);
+    }
+
+    /** @param list<string> $channels */
+    protected function pusherClient(array $channels, bool $withAuth = false, bool $withUserAuth = false): PusherClient
+    {
+        if (($withAuth || $withUserAuth) && $this->auth === null) {
+            $this->auth = new AuthServer($this->dir);
+        }
+        return new PusherClient($this->dir, $this->sockudo->port, $channels,
+            $withAuth ? $this->auth->url() : null, $withUserAuth ? $this->auth->url('/broadcasting/user-auth') : null);
     }
 
     protected function service(array $options = []): ScadaBroadcastingService

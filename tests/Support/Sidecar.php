@@ -10,9 +10,15 @@ final class Sidecar
     public readonly string $dataDir;
     private ?Process $process = null;
 
+    private ?string $configFile = null;
+
     /** @param array<string,string> $env */
-    public function __construct(private string $dir, private array $env = [])
+    public function __construct(private string $dir, private array $env = [], ?string $configToml = null)
     {
+        if ($configToml !== null) {
+            $this->configFile = "$dir/sidecar.toml";
+            file_put_contents($this->configFile, $configToml);
+        }
         $this->socket = "$dir/run/sidecar.sock";
         $this->spoolDir = "$dir/run/spool";
         $this->dataDir = "$dir/data";
@@ -32,7 +38,11 @@ final class Sidecar
 
     public function start(bool $wait = true): void
     {
-        $this->process = new Process([Processes::sidecarBinary()], $this->dir . '/sidecar.log', $this->env());
+        $cmd = [Processes::sidecarBinary()];
+        if ($this->configFile !== null) {
+            array_push($cmd, '--config', $this->configFile);
+        }
+        $this->process = new Process($cmd, $this->dir . '/sidecar.log', $this->env());
         if ($wait) {
             $this->waitReady();
         }

@@ -3,7 +3,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use scada_core::frame::{Frame, FrameKind, MAX_BODY_LEN};
 use scada_core::message::{Ack, Hello, Welcome};
@@ -23,12 +22,11 @@ fn protocol_error(what: String) -> io::Error {
 }
 
 impl Connection {
-    /// Connects and completes the handshake within `timeout`. Never blocks
-    /// longer: a sidecar that is stopped or not answering is an error.
-    pub fn open(path: &Path, hello: &Hello<'_>, timeout: Duration) -> io::Result<Self> {
-        let deadline = Instant::now() + timeout;
+    /// Connects and sends the handshake; never waits. The connection is usable
+    /// once [`Connection::poll_welcome`] returns true.
+    pub fn start(path: &Path, hello: &Hello<'_>) -> io::Result<Self> {
         let fd = sys::unix_connect(path)?;
-        let mut conn = Self {
+        let conn = Self {
             _registration: FdRegistration::new(fd.as_raw_fd()),
             fd,
             rbuf: Vec::with_capacity(256),
@@ -37,54 +35,33 @@ impl Connection {
         hello
             .encode(&mut out)
             .map_err(|e| protocol_error(e.to_string()))?;
-        conn.write_all_until(&out, deadline)?;
-        loop {
-            if let Some(frame) = conn.next_frame()? {
-                if frame.0 != FrameKind::Welcome {
-                    return Err(protocol_error(format!(
-                        "expected Welcome from the sidecar, got {:?}",
-                        frame.0
-                    )));
-                }
-                Welcome::decode(&frame.1).map_err(|e| protocol_error(e.to_string()))?;
-                return Ok(conn);
+        // A fresh socket has room for a 50-byte hello; anything else is a failure.
+        if conn.write_some(&out)? != out.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "sidecar not accepting data",
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// Reads what arrived; true once the sidecar's Welcome is in.
+    pub fn poll_welcome(&mut self) -> io::Result<bool> {
+        self.fill()?;
+        match self.next_frame()? {
+            Some((FrameKind::Welcome, payload)) => {
+                Welcome::decode(&payload).map_err(|e| protocol_error(e.to_string()))?;
+                Ok(true)
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "sidecar did not answer the handshake",
-                ));
-            }
-            let mut fds = [sys::pollfd(conn.raw(), libc::POLLIN)];
-            sys::poll(&mut fds, Some(deadline - now))?;
-            conn.fill()?;
+            Some((kind, _)) => Err(protocol_error(format!(
+                "expected Welcome from the sidecar, got {kind:?}"
+            ))),
+            None => Ok(false),
         }
     }
 
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
-    }
-
-    fn write_all_until(&self, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
-        while !buf.is_empty() {
-            match sys::send(self.raw(), buf) {
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "sidecar not reading",
-                        ));
-                    }
-                    let mut fds = [sys::pollfd(self.raw(), libc::POLLOUT)];
-                    sys::poll(&mut fds, Some(deadline - now))?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     /// Writes as much of `buf` as the socket takes now. `Ok(n)` may be short.

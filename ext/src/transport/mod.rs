@@ -37,10 +37,9 @@ pub struct TransportConfig {
     pub spool_max_bytes: u64,
     /// How long the writer waits for more events before writing a batch.
     pub linger: Duration,
-    /// How long a full socket may block the writer before it spools instead.
-    pub stall_timeout: Duration,
     pub connect_timeout: Duration,
-    /// Written-but-unacknowledged bytes before new events go to the spool.
+    /// Bytes in memory on the way to the sidecar (queued or unacknowledged)
+    /// before new events go to the spool.
     pub max_unacked_bytes: usize,
     /// How long process shutdown waits for the sidecar before spooling the rest.
     pub shutdown_timeout: Duration,

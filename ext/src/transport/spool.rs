@@ -94,6 +94,66 @@ impl Spool {
         Ok(())
     }
 
+    /// Puts `chunks` in front of what is pending, for events older than
+    /// everything spooled (written but unacknowledged when a connection was
+    /// lost). Rewrites the file: new content goes to a fresh locked file that
+    /// replaces the old one, so a crash leaves either file whole.
+    pub fn prepend(&mut self, chunks: &[&[u8]]) -> io::Result<()> {
+        if !self.has_pending() {
+            for c in chunks {
+                self.append(c)?;
+            }
+            return Ok(());
+        }
+        let extra: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if self.len - self.replay_at + extra > self.max_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "spool budget (spool_max_bytes) used up",
+            ));
+        }
+        let tmp = self.path.with_extension("tmp");
+        let new = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o660)
+            .open(&tmp)?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(new.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io::Error::last_os_error());
+        }
+        let mut at = 0u64;
+        new.write_all_at(&HEADER, at)?;
+        at += HEADER_LEN;
+        for c in chunks {
+            new.write_all_at(c, at)?;
+            at += c.len() as u64;
+        }
+        if let Some((old, _)) = &self.file {
+            let mut pos = self.replay_at;
+            let mut buf = vec![0u8; 1 << 20];
+            while pos < self.len {
+                let n = ((self.len - pos) as usize).min(buf.len());
+                old.read_exact_at(&mut buf[..n], pos)?;
+                new.write_all_at(&buf[..n], at)?;
+                pos += n as u64;
+                at += n as u64;
+            }
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        let reg = FdRegistration::new(new.as_raw_fd());
+        if let Some((old, mut old_reg)) = self.file.replace((new, reg)) {
+            old_reg.release();
+            drop(old);
+        }
+        self.len = at;
+        self.replay_at = HEADER_LEN;
+        Ok(())
+    }
+
     pub fn has_pending(&self) -> bool {
         self.replay_at < self.len
     }

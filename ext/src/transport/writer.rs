@@ -1,17 +1,23 @@
-//! The writer thread: the only place that does I/O.
+//! The writer thread: the only place that does I/O, and it never waits on
+//! the sidecar.
 //!
-//! Each turn of the loop: take the outbox when a batch is due, send it (or
-//! spool it), keep the connection healthy (reconnect with backoff, finish a
-//! stalled write, replay the spool), complete flush tickets, then sleep in one
-//! `poll` on the wake-up eventfd and the socket (acks, hang-up, writability).
+//! A batch's way out, oldest events first:
+//! ```text
+//! spool file (disk) ─► queue (memory) ─► socket (non-blocking writes) ─► retained until acked
+//! ```
+//! A new batch joins the queue unless older events wait in the spool, the
+//! queue is over its budget, or there is no connection: then it is appended to
+//! the spool. The spool is replayed (into the queue) only when the queue is
+//! empty, so one process's events keep their order. If the connection is lost,
+//! what it had not acknowledged goes back to the front of the spool.
 //!
-//! Ordering: a batch goes straight to the socket only when nothing older is
-//! waiting in the spool; otherwise it is appended to the spool, which is
-//! replayed front to back. Events written but not yet acknowledged are kept
-//! (`retained`) and moved to the spool if the connection is lost.
+//! Each turn of the loop takes the outbox when a batch is due, moves data
+//! along, completes flush tickets, then sleeps in one `poll` on the wake-up
+//! eventfd and the socket (acks, hang-up, room to write, handshake).
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,13 @@ const REPLAY_CHUNK: usize = 256 * 1024;
 const MAX_SLEEP: Duration = Duration::from_millis(250);
 const CLIENT: &str = concat!("scada_broadcast/", env!("CARGO_PKG_VERSION"));
 
+/// A batch on its way to the socket; `pos` bytes of it are written.
+struct Queued {
+    bytes: Vec<u8>,
+    frames: u64,
+    pos: usize,
+}
+
 /// A batch written to the socket and waiting for its acknowledgement.
 struct Chunk {
     /// Cumulative frame count on this connection once this chunk is read.
@@ -39,18 +52,23 @@ struct Chunk {
     bytes: Vec<u8>,
 }
 
+enum Link {
+    Down,
+    Handshaking { conn: Connection, since: Instant },
+    Up(Connection),
+}
+
 pub struct Writer {
     shared: Arc<Shared>,
-    conn: Option<Connection>,
-    /// Frames written on the current connection (cumulative).
+    link: Link,
+    /// Frames fully written on the current connection (cumulative).
     written: u64,
+    queue: VecDeque<Queued>,
+    queue_bytes: usize,
     retained: VecDeque<Chunk>,
     retained_bytes: usize,
-    /// Bytes of the newest retained chunk already written, when the socket
-    /// was full (a stopped or slow sidecar). New batches go to the spool meanwhile.
-    stalled_at: Option<usize>,
     spool: Spool,
-    /// A batch that could be neither sent nor spooled; nothing more is taken
+    /// A batch that could be neither queued nor spooled; nothing more is taken
     /// from the outbox until it is placed, so callers' overflow policy applies.
     held: Option<(Vec<u8>, u64)>,
     next_connect: Instant,
@@ -72,11 +90,12 @@ impl Writer {
             cfg.spool_max_bytes,
         );
         Self {
-            conn: None,
+            link: Link::Down,
             written: 0,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
             retained: VecDeque::new(),
             retained_bytes: 0,
-            stalled_at: None,
             spool,
             held: None,
             next_connect: Instant::now(),
@@ -129,16 +148,26 @@ impl Writer {
         self.shared.lock().buf.is_empty()
     }
 
-    /// Nothing in flight: everything taken is acknowledged or spooled.
+    /// Nothing in memory: everything taken is acknowledged or spooled.
     fn settled(&self) -> bool {
-        self.retained.is_empty() && self.stalled_at.is_none() && self.held.is_none()
+        self.queue.is_empty() && self.retained.is_empty() && self.held.is_none()
+    }
+
+    fn is_up(&self) -> bool {
+        matches!(self.link, Link::Up(_))
+    }
+
+    /// Room in memory for `n` more bytes on the way to the sidecar.
+    fn can_queue(&self, n: usize) -> bool {
+        !matches!(self.link, Link::Down)
+            && self.queue_bytes + self.retained_bytes + n
+                <= self.shared.config.max_unacked_bytes.max(n)
     }
 
     /// Takes the outbox when its batch is due. Returns whether shutdown was requested.
     fn take_due_batch(&mut self) -> bool {
         if self.held.is_some() {
-            let ob = self.shared.lock();
-            return ob.shutdown;
+            return self.shared.lock().shutdown;
         }
         let spare = self.take_spare();
         let mut ob = self.shared.lock();
@@ -168,22 +197,26 @@ impl Writer {
         shutdown
     }
 
-    fn can_send_direct(&self) -> bool {
-        self.conn.is_some()
-            && self.stalled_at.is_none()
-            && !self.spool.has_pending()
-            && self.retained_bytes < self.shared.config.max_unacked_bytes
-    }
-
     fn dispatch(&mut self, bytes: Vec<u8>, frames: u64) {
-        if self.conn.is_none() {
+        if matches!(self.link, Link::Down) {
             self.try_connect();
         }
-        if self.can_send_direct() {
-            self.send_chunk(bytes, frames);
+        if !self.spool.has_pending() && self.can_queue(bytes.len()) {
+            self.enqueue(bytes, frames);
+            self.flush_queue();
         } else {
             self.spool_batch(bytes, frames);
         }
+    }
+
+    fn enqueue(&mut self, bytes: Vec<u8>, frames: u64) {
+        self.queue_bytes += bytes.len();
+        Stats::add(&self.shared.stats.unacked, frames);
+        self.queue.push_back(Queued {
+            bytes,
+            frames,
+            pos: 0,
+        });
     }
 
     fn spool_batch(&mut self, bytes: Vec<u8>, frames: u64) {
@@ -206,111 +239,110 @@ impl Writer {
         }
     }
 
-    /// Writes a chunk, waiting at most the stall timeout for a full socket.
-    fn send_chunk(&mut self, bytes: Vec<u8>, frames: u64) {
-        let Some(conn) = &self.conn else {
-            self.spool_batch(bytes, frames);
-            return;
-        };
-        let deadline = Instant::now() + self.shared.config.stall_timeout;
-        let mut pos = 0;
+    /// Writes queued batches while the socket takes them (never waits).
+    fn flush_queue(&mut self) {
+        let Link::Up(conn) = &self.link else { return };
         let mut failed = None;
-        while pos < bytes.len() {
-            match conn.write_some(&bytes[pos..]) {
-                Ok(0) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    let mut fds = [sys::pollfd(conn.raw(), libc::POLLOUT)];
-                    if let Err(e) = sys::poll(&mut fds, Some(deadline - now)) {
-                        failed = Some(e);
-                        break;
+        while let Some(front) = self.queue.front_mut() {
+            match conn.write_some(&front.bytes[front.pos..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    front.pos += n;
+                    if front.pos == front.bytes.len() {
+                        let Some(done) = self.queue.pop_front() else {
+                            break;
+                        };
+                        self.queue_bytes -= done.bytes.len();
+                        self.written += done.frames;
+                        self.retained_bytes += done.bytes.len();
+                        self.retained.push_back(Chunk {
+                            end: self.written,
+                            frames: done.frames,
+                            bytes: done.bytes,
+                        });
                     }
                 }
-                Ok(n) => pos += n,
                 Err(e) => {
                     failed = Some(e);
                     break;
                 }
             }
         }
-        self.written += frames;
-        self.retained_bytes += bytes.len();
-        Stats::add(&self.shared.stats.unacked, frames);
-        let complete = pos == bytes.len();
-        self.retained.push_back(Chunk {
-            end: self.written,
-            frames,
-            bytes,
-        });
         if let Some(e) = failed {
             self.disconnect("write to sidecar", Some(&e));
-        } else if !complete {
-            self.stalled_at = Some(pos);
-        }
-    }
-
-    /// Continues a write the socket could not take earlier.
-    fn resume_stalled(&mut self) {
-        let (Some(pos), Some(conn), Some(chunk)) =
-            (self.stalled_at, &self.conn, self.retained.back())
-        else {
-            return;
-        };
-        match conn.write_some(&chunk.bytes[pos..]) {
-            Ok(n) if pos + n == chunk.bytes.len() => self.stalled_at = None,
-            Ok(n) => self.stalled_at = Some(pos + n),
-            Err(e) => self.disconnect("write to sidecar", Some(&e)),
         }
     }
 
     fn try_connect(&mut self) {
-        if self.conn.is_some() || Instant::now() < self.next_connect {
+        if !matches!(self.link, Link::Down) || Instant::now() < self.next_connect {
             return;
         }
-        let cfg = &self.shared.config;
         let hello = Hello {
             origin: self.shared.origin,
             pid: self.shared.pid,
             client: CLIENT,
         };
-        match Connection::open(&cfg.socket, &hello, cfg.connect_timeout) {
+        match Connection::start(&self.shared.config.socket, &hello) {
             Ok(conn) => {
-                self.conn = Some(conn);
-                self.written = 0;
-                self.backoff = BACKOFF_MIN;
-                Stats::add(&self.shared.stats.connects, 1);
-                self.shared
-                    .stats
-                    .connected
-                    .store(1, std::sync::atomic::Ordering::Relaxed);
+                self.link = Link::Handshaking {
+                    conn,
+                    since: Instant::now(),
+                }
             }
             Err(e) => {
-                self.error(&format!("connect {}", cfg.socket.display()), &e);
+                self.error(
+                    &format!("connect {}", self.shared.config.socket.display()),
+                    &e,
+                );
                 self.next_connect = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
 
-    /// Drops the connection; what it left unacknowledged goes to the spool.
+    /// Drops the connection; what it left unacknowledged or unsent goes back
+    /// to the front of the spool (it is older than anything spooled).
     fn disconnect(&mut self, what: &str, e: Option<&io::Error>) {
         if let Some(e) = e {
             self.error(what, e);
         }
-        self.conn = None;
-        self.stalled_at = None;
-        self.shared
-            .stats
-            .connected
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.link = Link::Down;
+        self.shared.stats.connected.store(0, Ordering::Relaxed);
         self.next_connect = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         let retained = std::mem::take(&mut self.retained);
+        let queue = std::mem::take(&mut self.queue);
         self.retained_bytes = 0;
-        for chunk in retained {
-            Stats::sub(&self.shared.stats.unacked, chunk.frames);
-            self.spool_batch(chunk.bytes, chunk.frames);
+        self.queue_bytes = 0;
+        let chunks: Vec<(Vec<u8>, u64)> = retained
+            .into_iter()
+            .map(|c| (c.bytes, c.frames))
+            .chain(queue.into_iter().map(|q| (q.bytes, q.frames)))
+            .collect();
+        if chunks.is_empty() {
+            return;
+        }
+        let frames: u64 = chunks.iter().map(|(_, f)| f).sum();
+        Stats::sub(&self.shared.stats.unacked, frames);
+        let slices: Vec<&[u8]> = chunks.iter().map(|(b, _)| &b[..]).collect();
+        match self.spool.prepend(&slices) {
+            Ok(()) => {
+                Stats::add(&self.shared.stats.spooled, frames);
+                Stats::add(&self.shared.stats.spool_pending, frames);
+            }
+            Err(e) => {
+                self.error("spool unacknowledged events", &e);
+                let mut all = Vec::new();
+                for (b, _) in &chunks {
+                    all.extend_from_slice(b);
+                }
+                if let Some((held, n)) = self.held.take() {
+                    all.extend_from_slice(&held);
+                    self.held = Some((all, frames + n));
+                } else {
+                    self.held = Some((all, frames));
+                }
+            }
         }
     }
 
@@ -330,30 +362,42 @@ impl Writer {
     }
 
     fn has_work(&self) -> bool {
-        self.held.is_some() || self.spool.has_pending() || !self.retained.is_empty()
+        self.held.is_some()
+            || self.spool.has_pending()
+            || !self.queue.is_empty()
+            || !self.retained.is_empty()
     }
 
     fn upkeep(&mut self) {
-        if self.conn.is_none() && self.has_work() {
-            self.try_connect();
-        }
-        if self.stalled_at.is_some() {
-            self.resume_stalled();
+        match &self.link {
+            Link::Down if self.has_work() => self.try_connect(),
+            Link::Handshaking { since, .. }
+                if since.elapsed() > self.shared.config.connect_timeout =>
+            {
+                let e = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "sidecar did not answer the handshake",
+                );
+                self.disconnect("connect", Some(&e));
+            }
+            _ => {}
         }
         if let Some((bytes, frames)) = self.held.take() {
-            if self.can_send_direct() {
-                self.send_chunk(bytes, frames);
+            if !self.spool.has_pending() && self.can_queue(bytes.len()) {
+                self.enqueue(bytes, frames);
             } else {
                 self.spool_batch(bytes, frames);
             }
         }
+        self.flush_queue();
         self.replay();
     }
 
-    /// Sends spooled batches, oldest first, while the connection is healthy.
+    /// Moves spooled batches, oldest first, into the queue while the
+    /// connection keeps up.
     fn replay(&mut self) {
-        while self.conn.is_some()
-            && self.stalled_at.is_none()
+        while self.is_up()
+            && self.queue.is_empty()
             && self.spool.has_pending()
             && self.retained_bytes < self.shared.config.max_unacked_bytes
         {
@@ -366,11 +410,11 @@ impl Writer {
                 Ok(n) => {
                     Stats::add(&self.shared.stats.replayed, n);
                     Stats::sub(&self.shared.stats.spool_pending, n);
-                    self.send_chunk(buf, n);
+                    self.enqueue(buf, n);
+                    self.flush_queue();
                 }
                 Err(e) => {
                     self.error("replay spool", &e);
-                    Stats::sub(&self.shared.stats.spool_pending, u64::MAX);
                     self.recycle(buf);
                     break;
                 }
@@ -394,7 +438,7 @@ impl Writer {
     }
 
     /// Sleeps until there is something to do: an event or flush (eventfd),
-    /// an ack or hang-up (socket), socket space (when stalled), or a timer.
+    /// an ack, hang-up or handshake answer (socket), room to write, or a timer.
     fn sleep(&mut self) {
         let now = Instant::now();
         let mut timeout = MAX_SLEEP;
@@ -416,8 +460,16 @@ impl Writer {
                 _ => ob.writer = WriterState::Idle,
             }
         }
-        if self.conn.is_none() && self.has_work() {
-            timeout = timeout.min(self.next_connect.saturating_duration_since(now));
+        match &self.link {
+            Link::Down if self.has_work() => {
+                timeout = timeout.min(self.next_connect.saturating_duration_since(now));
+            }
+            Link::Handshaking { since, .. } => {
+                timeout = timeout.min(
+                    (*since + self.shared.config.connect_timeout).saturating_duration_since(now),
+                );
+            }
+            _ => {}
         }
         if self.held.is_some() {
             timeout = timeout.min(Duration::from_millis(50));
@@ -425,24 +477,21 @@ impl Writer {
         if let Some(deadline) = self.shutdown_deadline {
             timeout = timeout.min(deadline.saturating_duration_since(now));
         }
-        if self.conn.is_some()
-            && self.stalled_at.is_none()
-            && self.spool.has_pending()
-            && self.retained_bytes < self.shared.config.max_unacked_bytes
-        {
-            timeout = Duration::ZERO;
-        }
 
         let mut fds = [
             sys::pollfd(self.shared.wake.raw(), libc::POLLIN),
             sys::pollfd(-1, 0),
         ];
-        if let Some(conn) = &self.conn {
-            let mut events = libc::POLLIN;
-            if self.stalled_at.is_some() {
-                events |= libc::POLLOUT;
+        match &self.link {
+            Link::Up(conn) => {
+                let mut events = libc::POLLIN;
+                if !self.queue.is_empty() {
+                    events |= libc::POLLOUT;
+                }
+                fds[1] = sys::pollfd(conn.raw(), events);
             }
-            fds[1] = sys::pollfd(conn.raw(), events);
+            Link::Handshaking { conn, .. } => fds[1] = sys::pollfd(conn.raw(), libc::POLLIN),
+            Link::Down => {}
         }
         let polled = sys::poll(&mut fds, Some(timeout));
         self.shared.lock().writer = WriterState::Busy;
@@ -455,37 +504,54 @@ impl Writer {
             self.shared.wake.drain();
         }
         if fds[1].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-            self.read_acks();
+            self.read_socket();
         }
     }
 
-    fn read_acks(&mut self) {
-        let Some(conn) = &mut self.conn else { return };
-        match conn.read_acks() {
-            Ok(Some(acked)) => self.on_ack(acked),
-            Ok(None) => {}
-            Err(e) => self.disconnect("read from sidecar", Some(&e)),
+    fn read_socket(&mut self) {
+        match &mut self.link {
+            Link::Up(conn) => match conn.read_acks() {
+                Ok(Some(acked)) => self.on_ack(acked),
+                Ok(None) => {}
+                Err(e) => self.disconnect("read from sidecar", Some(&e)),
+            },
+            Link::Handshaking { conn, .. } => match conn.poll_welcome() {
+                Ok(true) => {
+                    if let Link::Handshaking { conn, .. } =
+                        std::mem::replace(&mut self.link, Link::Down)
+                    {
+                        self.link = Link::Up(conn);
+                    }
+                    self.written = 0;
+                    self.backoff = BACKOFF_MIN;
+                    Stats::add(&self.shared.stats.connects, 1);
+                    self.shared.stats.connected.store(1, Ordering::Relaxed);
+                }
+                Ok(false) => {}
+                Err(e) => self.disconnect("connect", Some(&e)),
+            },
+            Link::Down => {}
         }
     }
 
     /// Shutdown: everything not acknowledged goes to the spool; the spool file
     /// is removed if empty or left for the sidecar; callers are released.
     fn finish(&mut self) {
-        if !self.settled() {
+        if !self.queue.is_empty() || !self.retained.is_empty() {
             self.disconnect("shutdown", None);
-            if let Some((bytes, frames)) = self.held.take() {
-                if let Err(e) = self.spool.append(&bytes) {
-                    // The budget is used up and the sidecar unreachable: these
-                    // events are lost; count them so stats() shows it.
-                    self.error("spool at shutdown", &e);
-                    Stats::add(&self.shared.stats.dropped_rejected, frames);
-                } else {
-                    Stats::add(&self.shared.stats.spooled, frames);
-                    Stats::add(&self.shared.stats.spool_pending, frames);
-                }
+        }
+        if let Some((bytes, frames)) = self.held.take() {
+            if let Err(e) = self.spool.append(&bytes) {
+                // The budget is used up and the sidecar unreachable: these
+                // events are lost; count them so stats() shows it.
+                self.error("spool at shutdown", &e);
+                Stats::add(&self.shared.stats.dropped_rejected, frames);
+            } else {
+                Stats::add(&self.shared.stats.spooled, frames);
+                Stats::add(&self.shared.stats.spool_pending, frames);
             }
         }
-        self.conn = None;
+        self.link = Link::Down;
         self.spool.close();
         let mut ob = self.shared.lock();
         ob.writer = WriterState::Exited;

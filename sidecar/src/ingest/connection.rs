@@ -33,6 +33,10 @@ pub async fn serve(
                 debug!(pid, error = %e, "client connection ended");
             }
         }
+        // Connected and closed without a byte: a liveness probe, not an error.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && buf.is_empty() => {
+            debug!("connection closed before its handshake (probe)");
+        }
         Ok(Err(e)) => {
             m.protocol_errors.inc();
             warn!(error = %e, "handshake failed; closing connection");

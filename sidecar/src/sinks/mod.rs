@@ -7,5 +7,6 @@
 //! without I/O), `service` (the I/O and its retry classification), `sink`
 //! (the loop: read → build → send → commit).
 
+pub mod pusher;
 pub mod reader;
 pub mod redis;

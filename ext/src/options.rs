@@ -270,7 +270,7 @@ impl ServiceOptions {
                 spool_dir,
                 buffer_bytes: int("buffer_bytes", 64 * 1024, 1 << 34)? as usize,
                 spool_max_bytes: int("spool_max_bytes", 0, 1 << 42)? as u64,
-                linger: Duration::from_micros(int("linger_us", 0, 1_000_000)? as u64),
+                linger: Duration::from_micros(int("linger_us", 0, 60_000_000)? as u64),
                 connect_timeout: Duration::from_millis(int("connect_timeout_ms", 1, 60_000)? as u64),
                 max_unacked_bytes: 4 * 1024 * 1024,
                 shutdown_timeout: Duration::from_millis(

@@ -414,9 +414,18 @@ impl ScadaBroadcastingService {
     }
 
     /// Hands everything pending to the sidecar (or the spool) now and waits
-    /// until it is durable, at most `flush_timeout_ms`. True when it is.
-    pub fn flush(&self) -> PhpResult<bool> {
-        Ok(self.transport()?.flush(self.options.flush_timeout))
+    /// until it is durable, at most `$timeoutMs` (default: option
+    /// `flush_timeout_ms`). True when it is.
+    #[php(optional = "timeout_ms")]
+    pub fn flush(&self, timeout_ms: Option<i64>) -> PhpResult<bool> {
+        let timeout = match timeout_ms {
+            None => self.options.flush_timeout,
+            Some(ms) if (0..=600_000).contains(&ms) => std::time::Duration::from_millis(ms as u64),
+            Some(ms) => return Err(invalid(format!(
+                "{CLASS}::flush(): Argument #1 ($timeoutMs) must be between 0 and 600000, got {ms}"
+            ))),
+        };
+        Ok(self.transport()?.flush(timeout))
     }
 
     /// Counters of this process (generation): accepted, sent, buffered,

@@ -202,8 +202,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let status_path = server.status_socket();
     let status_listener = bind_unix(&status_path, 0o660)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let spool_now = Arc::new(tokio::sync::Notify::new());
     let status_ctx = Arc::new(StatusContext {
         metrics: metrics.clone(),
+        spool_now: spool_now.clone(),
         journal: journal.clone(),
         started: Instant::now(),
         socket: server.socket.display().to_string(),
@@ -258,6 +260,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 release_delivered(&journal, &metrics);
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
+                    _ = spool_now.notified() => {}
                     _ = shutdown.changed() => return,
                 }
             }

@@ -1,5 +1,5 @@
 //! The status endpoint: `GET /status` (JSON), `GET /metrics` (Prometheus
-//! text), `GET /health`. Served on a Unix socket next to the main one (what
+//! text), `GET /health`, and `POST /flush` (collect orphaned spool files now). Served on a Unix socket next to the main one (what
 //! `php artisan scada:status` reads) and, if configured, on a loopback TCP port.
 
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use crate::metrics::Metrics;
 
 pub struct StatusContext {
     pub metrics: Arc<Metrics>,
+    /// Wakes the spool drainer (`POST /flush`).
+    pub spool_now: Arc<tokio::sync::Notify>,
     pub journal: Arc<Journal>,
     pub started: Instant,
     pub socket: String,
@@ -116,12 +118,24 @@ async fn respond<S: AsyncReadExt + AsyncWrite + Unpin>(
     }
     let line =
         String::from_utf8_lossy(req.split(|&b| b == b'\n').next().unwrap_or_default()).to_string();
-    let path = line.split_whitespace().nth(1).unwrap_or("/status");
-    let (status, ctype, body) = match path {
-        "/" | "/status" => ("200 OK", "application/json", ctx.snapshot().to_string()),
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", ctx.prometheus()),
-        "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
-        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+    let mut words = line.split_whitespace();
+    let method = words.next().unwrap_or("GET");
+    let path = words.next().unwrap_or("/status");
+    let (status, ctype, body) = match (method, path) {
+        ("POST", "/flush") => {
+            ctx.spool_now.notify_one();
+            (
+                "200 OK",
+                "application/json",
+                "{\"spool_scan\":\"started\"}".to_string(),
+            )
+        }
+        (_, path) => match path {
+            "/" | "/status" => ("200 OK", "application/json", ctx.snapshot().to_string()),
+            "/metrics" => ("200 OK", "text/plain; version=0.0.4", ctx.prometheus()),
+            "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
+            _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        },
     };
     let head = format!(
         "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

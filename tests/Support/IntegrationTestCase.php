@@ -85,6 +85,24 @@ abstract class IntegrationTestCase extends TestCase
         return new Subscriber($this->dir, $this->redis->port, $pattern);
     }
 
+    /** The test Laravel app, configured like a real app's .env for the running stack. */
+    protected function laravel(array $env = []): TestApp
+    {
+        $base = ['BROADCAST_DRIVER' => 'scada', 'QUEUE_CONNECTION' => 'redis'];
+        if ($this->sidecar !== null) {
+            $base['SCADA_SIDECAR_SOCKET'] = $this->sidecar->socket;
+            $base['SCADA_SPOOL_DIR'] = $this->sidecar->spoolDir;
+        }
+        if ($this->redis !== null) {
+            $base += ['REDIS_HOST' => '127.0.0.1', 'REDIS_PORT' => (string) $this->redis->port];
+        }
+        if ($this->sockudo !== null) {
+            $base += $this->sockudo->pusherEnv();
+        }
+
+        return new TestApp($this->dir, array_merge($base, $env));
+    }
+
     /** Runs a PHP script with the extension in a separate process. */
     protected function php(string $code, array $env = [], string $name = 'producer'): Process
     {

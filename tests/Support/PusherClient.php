@@ -15,7 +15,7 @@ final class PusherClient
     private array $lines = [];
 
     /** @param list<string> $channels */
-    public function __construct(string $dir, int $port, array $channels, ?string $authUrl = null, ?string $userAuthUrl = null)
+    public function __construct(string $dir, int $port, array $channels, ?string $authUrl = null, ?string $userAuthUrl = null, ?string $authHeader = null)
     {
         $this->file = $dir . '/pusher-js-' . bin2hex(random_bytes(4)) . '.jsonl';
         touch($this->file);
@@ -26,6 +26,9 @@ final class PusherClient
         }
         if ($userAuthUrl !== null) {
             array_push($cmd, '--user-auth', $userAuthUrl);
+        }
+        if ($authHeader !== null) {
+            array_push($cmd, '--auth-header', $authHeader);
         }
         $this->process = new Process($cmd, $this->file . '.log', ['NODE_PATH' => Processes::root() . '/tests/js/node_modules']);
         Processes::waitFor(function () use ($channels) {

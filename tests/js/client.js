@@ -18,8 +18,11 @@ const options = {
   wsHost: args.host || "127.0.0.1", wsPort: +(args.port || 6001), forceTLS: false, enabledTransports: ["ws"],
   cluster: "mt1", disableStats: true, activityTimeout: 60000, pongTimeout: 30000,
 };
-if (args.auth) options.channelAuthorization = { endpoint: args.auth, transport: "ajax" };
-if (args["user-auth"]) options.userAuthentication = { endpoint: args["user-auth"], transport: "ajax" };
+// --auth-header "X-User: 7" is sent with authorization requests (the app's login).
+const headers = {};
+if (args["auth-header"]) { const [k, ...v] = args["auth-header"].split(":"); headers[k.trim()] = v.join(":").trim(); }
+if (args.auth) options.channelAuthorization = { endpoint: args.auth, transport: "ajax", headers };
+if (args["user-auth"]) options.userAuthentication = { endpoint: args["user-auth"], transport: "ajax", headers };
 const pusher = new Pusher(args.key || "scada-key", options);
 if (args["user-auth"]) pusher.signin();
 

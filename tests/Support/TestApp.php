@@ -1,0 +1,90 @@
+<?php
+
+namespace Scada\Broadcasting\Tests\Support;
+
+/**
+ * The test Laravel application (tests/app) driven through real processes:
+ * artisan commands, queue workers, and `php -S` serving /broadcasting/auth.
+ * It is configured by environment variables, as a real app is by .env.
+ */
+final class TestApp
+{
+    private string $iniDir;
+
+    /** @param array<string,string> $env */
+    public function __construct(private string $dir, private array $env)
+    {
+        $this->env['APP_STORAGE'] = "$dir/laravel-storage";
+        // The extension is enabled the way a server enables it: by an ini file
+        // (so processes the app spawns itself, e.g. queue:listen's workers, have it too).
+        $this->iniDir = "$dir/php-conf.d";
+        @mkdir($this->iniDir, 0755, true);
+        file_put_contents("$this->iniDir/scada_broadcast.ini", 'extension=' . Processes::extension() . "\n");
+    }
+
+    public static function root(): string
+    {
+        return Processes::root() . '/tests/app';
+    }
+
+    public function env(array $extra = []): array
+    {
+        return array_merge($this->env, $extra);
+    }
+
+    /** A PHP command line; ini settings on top of the php.ini files. */
+    private function php(array $ini = []): array
+    {
+        $cmd = [PHP_BINARY];
+        foreach ($ini as $k => $v) {
+            array_push($cmd, '-d', "$k=$v");
+        }
+
+        return $cmd;
+    }
+
+    /** Runs `php artisan ...` to completion; returns [exit code, output]. */
+    public function artisan(array $args, array $env = [], bool $withExtension = true, float $timeout = 60): array
+    {
+        $p = $this->start($args, $env, $withExtension);
+        $code = $p->wait($timeout);
+
+        return [$code, $p->output()];
+    }
+
+    /** Starts `php artisan ...` in the background. */
+    public function start(array $args, array $env = [], bool $withExtension = true, array $ini = []): Process
+    {
+        $log = $this->dir . '/artisan-' . preg_replace('/\W+/', '-', implode('-', array_slice($args, 0, 2))) . '-' . bin2hex(random_bytes(3)) . '.log';
+
+        // ":dir" adds our ini directory to the default scan directories.
+        $env = $this->env(array_merge($env, $withExtension ? ['PHP_INI_SCAN_DIR' => ':' . $this->iniDir] : []));
+
+        return new Process(array_merge($this->php($ini), [self::root() . '/artisan'], $args), $log, $env, self::root());
+    }
+
+    /** Serves the app with `php -S`; returns [process, base URL]. */
+    public function serve(): array
+    {
+        $port = Processes::freePort();
+        $p = new Process(array_merge($this->php(), ['-S', "127.0.0.1:$port", '-t', self::root() . '/public', self::root() . '/public/index.php']),
+            $this->dir . "/http-$port.log", $this->env(['PHP_INI_SCAN_DIR' => ':' . $this->iniDir]), self::root());
+        Processes::waitFor(fn () => Processes::tcpOpen($port), 10, 'php -S for the Laravel app');
+
+        return [$p, "http://127.0.0.1:$port"];
+    }
+
+    /** POSTs a form; returns [status, body]. */
+    public static function post(string $url, array $form, array $headers = []): array
+    {
+        $h = "Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n";
+        foreach ($headers as $k => $v) {
+            $h .= "$k: $v\r\n";
+        }
+        $ctx = stream_context_create(['http' => ['method' => 'POST', 'ignore_errors' => true, 'header' => $h, 'content' => http_build_query($form), 'timeout' => 10]]);
+        $body = file_get_contents($url, false, $ctx);
+        preg_match('{HTTP/\S+ (\d+)}', $http_response_header[0] ?? '', $m);
+
+        return [(int) ($m[1] ?? 0), (string) $body];
+    }
+}

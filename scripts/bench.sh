@@ -28,6 +28,11 @@ echo
 echo "-- end-to-end to Redis (PUBLISH acknowledged), Laravel format"
 php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 1 "$N" redis 2>/dev/null || true
 php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 2 "$N" redis 2>/dev/null || true
+echo
+echo "-- host-wide aggregation (broadcastAggregatedData, 100 ms windows; one sidecar core)"
+php -d extension="$EXT" "$ROOT/bench/handoff.php" "$N" broadcastAggregatedData
+php "$ROOT/bench/aggregate.php" accept "$STATUS" "$EXT" 2 "$N" 2>/dev/null
+php "$ROOT/bench/aggregate.php" output "$STATUS" "$EXT" 6379 10 100 5
 stop_sidecar
 echo
 echo "-- Laravel today, same run: RedisBroadcaster + ShouldBroadcastNow; queued dispatch; one queue worker"

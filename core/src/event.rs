@@ -19,6 +19,13 @@ use crate::validate;
 /// Most channels one event may name (Pusher's limit for one trigger).
 pub const MAX_CHANNELS: usize = 100;
 
+/// Event flags (one byte; bits are append-only).
+pub mod flags {
+    /// Produced by the sidecar's throttle stage (an aggregate or the latest of
+    /// a window): delivered as is, never throttled again.
+    pub const DERIVED: u8 = 1;
+}
+
 /// Unique identity of an event: the producing process generation and a counter.
 ///
 /// `origin` is random per process generation (a fork gets a new one), `seq`
@@ -64,11 +71,21 @@ pub struct EventWriter {
 
 impl EventWriter {
     pub fn begin(out: &mut Vec<u8>, id: EventId, created_us: u64) -> Self {
+        Self::begin_with_flags(out, id, created_us, 0)
+    }
+
+    /// As [`begin`](Self::begin), with [`flags`].
+    pub fn begin_with_flags(
+        out: &mut Vec<u8>,
+        id: EventId,
+        created_us: u64,
+        event_flags: u8,
+    ) -> Self {
         let frame = FrameBuilder::begin(out, FrameKind::Event);
         out.extend_from_slice(&id.origin.to_le_bytes());
         out.extend_from_slice(&id.seq.to_le_bytes());
         out.extend_from_slice(&created_us.to_le_bytes());
-        out.push(0); // flags, reserved
+        out.push(event_flags);
         let count_at = out.len();
         out.push(0);
         Self {
@@ -143,6 +160,8 @@ impl EventWriter {
 pub struct EventView<'a> {
     pub id: EventId,
     pub created_us: u64,
+    /// See [`flags`].
+    pub flags: u8,
     channels: &'a [u8],
     pub channel_count: usize,
     pub event: &'a str,
@@ -161,7 +180,7 @@ impl<'a> EventView<'a> {
         let origin = r.u64("event id")?;
         let seq = r.u64("event id")?;
         let created_us = r.u64("event time")?;
-        let _flags = r.u8("event flags")?;
+        let event_flags = r.u8("event flags")?;
         let channel_count = r.u8("channel count")? as usize;
         if channel_count == 0 || channel_count > MAX_CHANNELS {
             return Err(FrameError::Malformed("channel count outside 1..=100"));
@@ -194,12 +213,18 @@ impl<'a> EventView<'a> {
         Ok(Self {
             id: EventId { origin, seq },
             created_us,
+            flags: event_flags,
             channels,
             channel_count,
             event,
             socket_id,
             payload: body,
         })
+    }
+
+    /// Produced by the throttle stage (deliver as is).
+    pub fn is_derived(&self) -> bool {
+        self.flags & flags::DERIVED != 0
     }
 
     /// The channel names (validated ASCII).

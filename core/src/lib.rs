@@ -10,6 +10,7 @@
 //!   Unix socket, in spool files and in the sidecar's journal.
 //! - [`event`]: the broadcast event record ([`EventId`], [`EventWriter`], [`EventView`]).
 //! - [`message`]: the connection handshake and acknowledgements.
+//! - [`samples`]: numeric samples for host-wide throttled aggregation ([`SamplesWriter`], [`SamplesView`]).
 //! - [`validate`]: Pusher's rules for channel names, event names and socket ids.
 //! - [`json`]: JSON primitives byte-identical with PHP's `json_encode` defaults.
 //! - [`timefmt`]: ISO-8601 timestamps as Carbon's `toISOString()` prints them.
@@ -29,9 +30,11 @@ pub mod frame;
 pub mod json;
 pub mod message;
 pub mod pusher;
+pub mod samples;
 pub mod spool;
 pub mod timefmt;
 pub mod validate;
 
 pub use event::{EventId, EventView, EventWriter};
 pub use frame::{Frame, FrameError, FrameKind};
+pub use samples::{SamplesView, SamplesWriter};

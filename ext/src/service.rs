@@ -14,7 +14,8 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use scada_core::aggregate::SeriesTable;
 use scada_core::event::MAX_CHANNELS;
-use scada_core::{json, timefmt, validate, EventWriter};
+use scada_core::samples::{MAX_THROTTLE_MS, MIN_THROTTLE_MS};
+use scada_core::{json, timefmt, validate, EventWriter, SamplesWriter};
 
 use crate::encode::{EncodeError, Encoder};
 use crate::errors::{invalid, runtime, type_error};
@@ -317,6 +318,70 @@ impl ScadaBroadcastingService {
         })
     }
 
+    fn broadcast_aggregated_data_impl(
+        &self,
+        data: &Zval,
+        channel: Option<&Zval>,
+        throttle_ms: Option<&Zval>,
+    ) -> PhpResult<bool> {
+        const M: &str = "broadcastAggregatedData";
+        let channel = match channel {
+            Some(c) => channel_arg(&Arg::new(M, 2, "channel"), c)?,
+            None => b"scada-aggregated",
+        };
+        let t_arg = Arg::new(M, 3, "throttleMs");
+        let throttle = match throttle_ms.map(Zval::dereference) {
+            None => 100,
+            Some(z) => {
+                let ms = z.long().ok_or_else(|| t_arg.wrong_type("int", z))?;
+                if !(MIN_THROTTLE_MS as i64..=MAX_THROTTLE_MS as i64).contains(&ms) {
+                    return Err(invalid(format!(
+                        "{} must be between {MIN_THROTTLE_MS} and {MAX_THROTTLE_MS} milliseconds, got {ms}",
+                        t_arg.prefix()
+                    )));
+                }
+                ms as u32
+            }
+        };
+        let data_arg = Arg::new(M, 1, "data");
+        let transport = self.transport()?;
+        with_scratch(|buf| -> PhpResult<bool> {
+            let mut w = SamplesWriter::begin(
+                buf,
+                transport.next_id(),
+                now_micros() as u64,
+                throttle,
+                channel,
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+            let mut result = Ok(());
+            let walk = for_each_sample(&data_arg, data, |series, v| {
+                if series.len() > scada_core::samples::MAX_SERIES_LEN {
+                    return Err(invalid(format!(
+                        "{}: series name {:?}… is over 200 bytes",
+                        data_arg.prefix(),
+                        String::from_utf8_lossy(&series[..40])
+                    )));
+                }
+                w.sample(buf, series, v)
+                    .map_err(|e| invalid(format!("{}: {e}", data_arg.prefix())))
+            });
+            if let Err(e) = walk {
+                result = Err(e);
+            }
+            match result {
+                Ok(()) => {
+                    w.finish(buf).map_err(|e| invalid(e.to_string()))?;
+                    Ok(transport.submit(buf, self.options.overflow))
+                }
+                Err(e) => {
+                    w.abandon(buf);
+                    Err(e)
+                }
+            }
+        })
+    }
+
     /// Counts a call refused with an exception.
     fn counted<T>(&self, result: PhpResult<T>) -> PhpResult<T> {
         if result.is_err() {
@@ -387,6 +452,20 @@ impl ScadaBroadcastingService {
         self.counted(self.broadcast_batch_data_impl(data_array, channel))
     }
 
+    /// Host-wide throttled aggregation: every process sending to `$channel`
+    /// shares one window of `$throttleMs` in the sidecar, which sends the first
+    /// sample at once and then one `scada.data.received` per window with
+    /// `{count, sum, min, max, average, first, last}` per series.
+    #[php(optional = "channel")]
+    pub fn broadcast_aggregated_data(
+        &self,
+        data: &Zval,
+        channel: Option<&Zval>,
+        throttle_ms: Option<&Zval>,
+    ) -> PhpResult<bool> {
+        self.counted(self.broadcast_aggregated_data_impl(data, channel, throttle_ms))
+    }
+
     /// Sends `$event` with `$payload` (always a JSON object) on one or more
     /// channels; `$socketId` excludes that connection, as in Laravel.
     #[php(optional = "payload")]
@@ -421,9 +500,11 @@ impl ScadaBroadcastingService {
         let timeout = match timeout_ms {
             None => self.options.flush_timeout,
             Some(ms) if (0..=600_000).contains(&ms) => std::time::Duration::from_millis(ms as u64),
-            Some(ms) => return Err(invalid(format!(
+            Some(ms) => {
+                return Err(invalid(format!(
                 "{CLASS}::flush(): Argument #1 ($timeoutMs) must be between 0 and 600000, got {ms}"
-            ))),
+            )))
+            }
         };
         Ok(self.transport()?.flush(timeout))
     }
@@ -484,6 +565,102 @@ fn numeric(zv: &Zval) -> Option<f64> {
     }
 }
 
+/// One sample's series (its `channel` key, else `unknown`) and numeric value.
+/// `at` names the sample in messages (`...: $dataArray[3]`).
+fn sample_of(at: &str, item: &Zval, key_buf: &mut Vec<u8>) -> PhpResult<f64> {
+    let fields = item.dereference().array().ok_or_else(|| {
+        invalid(format!(
+            "{at} must be an array with 'channel' and 'value', {} given",
+            type_name(item)
+        ))
+    })?;
+    key_buf.clear();
+    match fields.get("channel").map(Zval::dereference) {
+        None => key_buf.extend_from_slice(b"unknown"),
+        Some(c) if c.is_null() => key_buf.extend_from_slice(b"unknown"),
+        Some(c) => {
+            if let Some(s) = c.zend_str() {
+                let bytes = s.as_bytes();
+                if std::str::from_utf8(bytes).is_err() {
+                    return Err(invalid(format!("{at}['channel'] is not valid UTF-8")));
+                }
+                key_buf.extend_from_slice(bytes);
+            } else if let Some(i) = c.long() {
+                json::write_i64(key_buf, i);
+            } else {
+                return Err(invalid(format!(
+                    "{at}['channel'] must be a string or int, {} given",
+                    type_name(c)
+                )));
+            }
+        }
+    }
+    let value = fields
+        .get("value")
+        .ok_or_else(|| invalid(format!("{at} has no 'value'")))?;
+    finite(&format!("{at}['value']"), value)
+}
+
+/// A finite number, or a clear error naming `at`.
+fn finite(at: &str, value: &Zval) -> PhpResult<f64> {
+    let v = numeric(value)
+        .ok_or_else(|| invalid(format!("{at} must be a number, {} given", type_name(value))))?;
+    if !v.is_finite() {
+        return Err(invalid(format!(
+            "{at} is {}; JSON cannot represent NAN or INF",
+            scada_core::json::NonFinite(v)
+        )));
+    }
+    Ok(v)
+}
+
+/// Visits the samples of `$data` as `broadcastAggregatedData` accepts them:
+/// one sample (`['channel' => 'PLC-1', 'value' => 42.1, ...]`), a list of
+/// samples, or a flat map `tag => number`.
+fn for_each_sample(
+    arg: &Arg,
+    data: &Zval,
+    mut f: impl FnMut(&[u8], f64) -> PhpResult<()>,
+) -> PhpResult<()> {
+    let ht = data
+        .dereference()
+        .array()
+        .ok_or_else(|| arg.wrong_type("array", data))?;
+    if ht.is_empty() {
+        return Err(invalid(format!(
+            "{} must contain at least one sample",
+            arg.prefix()
+        )));
+    }
+    let mut key_buf = Vec::new();
+    if ht.has_sequential_keys() {
+        for (i, item) in ht.values().enumerate() {
+            let v = sample_of(
+                &format!("{}: ${}[{i}]", arg.prefix(), arg.name),
+                item,
+                &mut key_buf,
+            )?;
+            f(&key_buf, v)?;
+        }
+    } else if ht.get("value").is_some() {
+        let v = sample_of(
+            &format!("{}: ${}", arg.prefix(), arg.name),
+            data,
+            &mut key_buf,
+        )?;
+        f(&key_buf, v)?;
+    } else {
+        for (key, value) in ht.iter() {
+            let at = format!("{}: ${}[{}]", arg.prefix(), arg.name, quote_key(&key));
+            let v = finite(&at, value)?;
+            key_buf.clear();
+            key_buf.extend_from_slice(key.to_string().as_bytes());
+            f(&key_buf, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// The seed's aggregateBatchData, with errors instead of silent zeros.
 fn aggregate_items(arg: &Arg, items: &ZendHashTable) -> PhpResult<SeriesTable> {
     if items.is_empty() {
@@ -496,49 +673,7 @@ fn aggregate_items(arg: &Arg, items: &ZendHashTable) -> PhpResult<SeriesTable> {
     let mut key_buf = Vec::new();
     for (key, item) in items.iter() {
         let at = format!("{}: ${}[{}]", arg.prefix(), arg.name, quote_key(&key));
-        let fields = item.dereference().array().ok_or_else(|| {
-            invalid(format!(
-                "{at} must be an array with 'channel' and 'value', {} given",
-                type_name(item)
-            ))
-        })?;
-        key_buf.clear();
-        match fields.get("channel").map(Zval::dereference) {
-            None => key_buf.extend_from_slice(b"unknown"),
-            Some(c) if c.is_null() => key_buf.extend_from_slice(b"unknown"),
-            Some(c) => {
-                if let Some(s) = c.zend_str() {
-                    let bytes = s.as_bytes();
-                    if std::str::from_utf8(bytes).is_err() {
-                        return Err(invalid(format!("{at}['channel'] is not valid UTF-8")));
-                    }
-                    key_buf.extend_from_slice(bytes);
-                } else if let Some(i) = c.long() {
-                    json::write_i64(&mut key_buf, i);
-                } else {
-                    return Err(invalid(format!(
-                        "{at}['channel'] must be a string or int, {} given",
-                        type_name(c)
-                    )));
-                }
-            }
-        }
-        let value = match fields.get("value") {
-            None => return Err(invalid(format!("{at} has no 'value'"))),
-            Some(v) => v,
-        };
-        let v = numeric(value).ok_or_else(|| {
-            invalid(format!(
-                "{at}['value'] must be a number, {} given",
-                type_name(value)
-            ))
-        })?;
-        if !v.is_finite() {
-            return Err(invalid(format!(
-                "{at}['value'] is {}; JSON cannot represent NAN or INF",
-                scada_core::json::NonFinite(v)
-            )));
-        }
+        let v = sample_of(&at, item, &mut key_buf)?;
         table.add(&key_buf, v);
     }
     Ok(table)

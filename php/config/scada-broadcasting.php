@@ -70,6 +70,24 @@ return [
 
     /*
     |--------------------------------------------------------------------------
+    | Host-wide throttling
+    |--------------------------------------------------------------------------
+    |
+    | Events on matching channels (any event, e.g. from the broadcasting
+    | driver) share one window per channel across every PHP process: the first
+    | goes out at once, then one event per window: 'aggregate' turns samples
+    | into {count, sum, min, max, average, first, last} per series, 'latest'
+    | keeps the newest event of each name. broadcastAggregatedData() always
+    | aggregates, with the window it is given.
+    |
+    */
+
+    'throttle' => [
+        // ['channels' => 'scada-*', 'window_ms' => 100, 'mode' => 'aggregate'],
+    ],
+
+    /*
+    |--------------------------------------------------------------------------
     | The sidecar (php artisan scada:sidecar)
     |--------------------------------------------------------------------------
     |

@@ -60,6 +60,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Pusher-protocol HTTP API targets (Pusher, Reverb, Soketi, Sockudo).
     pub pusher: Vec<PusherConfig>,
+    /// Throttle rules by channel pattern (first match wins).
+    pub throttle: Vec<crate::throttle::rules::RuleConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -424,6 +426,11 @@ impl Config {
             self.redis = Some(redis);
         }
 
+        if let Some(v) = get(env::SCADA_THROTTLE) {
+            self.throttle = crate::throttle::rules::RuleConfig::parse_list(&v)
+                .map_err(|e| ConfigError(format!("{}: {e}", env::SCADA_THROTTLE)))?;
+        }
+
         // PUSHER_* configure (or override) the target named "pusher".
         let pusher_vars = [
             env::PUSHER_APP_ID,
@@ -499,6 +506,9 @@ impl Config {
                  or add [redis] / [[pusher]] sections to the config file"
                     .into(),
             ));
+        }
+        for rule in &self.throttle {
+            rule.validate().map_err(ConfigError)?;
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.pusher {
@@ -683,6 +693,22 @@ mod tests {
         assert_eq!(c.pusher.len(), 2);
         assert_eq!(c.pusher[0].max_request_bytes, 10000);
         assert!(c.redis.is_some());
+    }
+
+    #[test]
+    fn throttle_rules_from_the_file_and_the_environment() {
+        let c = Config::from_toml(
+            "[[throttle]]\nchannels = \"scada-*\"\nwindow_ms = 250\nmode = \"latest\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.throttle[0].window_ms, 250);
+        let c = with_env(&[
+            ("REDIS_HOST", "h"),
+            ("SCADA_THROTTLE", "live-*=100:aggregate"),
+        ])
+        .unwrap();
+        assert_eq!(c.throttle[0].channels, "live-*");
+        assert!(with_env(&[("REDIS_HOST", "h"), ("SCADA_THROTTLE", "live-*=0")]).is_err());
     }
 
     #[test]

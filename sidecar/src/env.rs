@@ -34,6 +34,8 @@ pub const SCADA_STATUS_ADDR: &str = "SCADA_STATUS_ADDR";
 pub const SCADA_SOCKET_GROUP: &str = "SCADA_SOCKET_GROUP";
 /// `false` disables the Redis sink even when `REDIS_*` variables are set.
 pub const SCADA_REDIS_ENABLED: &str = "SCADA_REDIS_ENABLED";
+/// Throttle rules, e.g. `scada-*=100:aggregate;alarms-*=1000:latest`.
+pub const SCADA_THROTTLE: &str = "SCADA_THROTTLE";
 /// Runtime worker threads (default 1; journal disk reads use a separate blocking pool).
 pub const SCADA_WORKER_THREADS: &str = "SCADA_WORKER_THREADS";
 /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` works too.

@@ -8,6 +8,7 @@
 //! - [`ingest`]: connections and orphaned spool files → validated, de-duplicated → journal.
 //! - [`journal`]: durable append-only log; the point where events are acknowledged.
 //! - [`sinks`]: one reader and cursor per destination; [`sinks::redis`] publishes.
+//! - [`throttle`]: host-wide windows per channel: aggregation and conflation.
 //! - [`retry`]: retry decisions and jittered backoff.
 //! - [`metrics`] / [`status`]: counters and the status endpoint.
 #![cfg_attr(
@@ -24,6 +25,7 @@ pub mod retry;
 pub mod server;
 pub mod sinks;
 pub mod status;
+pub mod throttle;
 
 pub use config::Config;
 pub use server::run;

@@ -73,6 +73,9 @@ pub struct SinkMetrics {
     pub requests: Counter,
     /// Failed attempts that will be retried.
     pub retries: Counter,
+    /// Events (or their channels) left to the throttle stage, which delivers
+    /// an aggregate or the latest instead.
+    pub throttled: Counter,
     /// Events given up on for a permanent reason (counted, logged).
     pub permanent_failures: Counter,
     /// Events re-sent after a restart that may have been delivered before.

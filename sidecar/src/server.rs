@@ -24,6 +24,8 @@ use crate::sinks::pusher::PusherSink;
 use crate::sinks::reader::{JournalReader, Stop};
 use crate::sinks::redis::RedisSink;
 use crate::status::{self, StatusContext};
+use crate::throttle::rules::Rules;
+use crate::throttle::ThrottleStage;
 
 #[derive(Debug)]
 pub struct ServerError(pub String);
@@ -158,6 +160,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "journal open"
     );
 
+    // The throttle stage: one window per channel for the whole host.
+    let rules = Arc::new(Rules::new(config.throttle.clone()));
+    let (throttle_stop_tx, throttle_stop_rx) = watch::channel(Stop::No);
+    let throttle_task = {
+        let m = metrics.sink("throttle", "throttle");
+        let reader = JournalReader::open(journal.clone(), &cursor_dir.join("throttle.cursor"), m)
+            .map_err(|e| err("cannot open the throttle cursor", e))?;
+        let stage = ThrottleStage::new(reader, journal.clone(), rules.clone(), random_origin());
+        tokio::spawn(stage.run(throttle_stop_rx))
+    };
+
     // Sinks.
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut sinks = JoinSet::new();
@@ -172,7 +185,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 "redis sink resumes with undelivered journal data"
             );
         }
-        let sink = RedisSink::new(redis.clone(), reader).map_err(ServerError)?;
+        let sink = RedisSink::new(redis.clone(), reader, rules.clone()).map_err(ServerError)?;
         destinations.push(json!({"name": "redis", "kind": "redis", "target": redis.describe(), "prefix": redis.prefix}));
         sinks.spawn(sink.run(stop_rx.clone()));
     }
@@ -189,7 +202,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 e,
             )
         })?;
-        let sink = PusherSink::new(target.clone(), reader).map_err(ServerError)?;
+        let sink = PusherSink::new(target.clone(), reader, rules.clone()).map_err(ServerError)?;
         destinations.push(json!({"name": target.name, "kind": "pusher", "target": target.base_url(), "app_id": target.app_id, "max_batch_events": target.max_batch_events}));
         sinks.spawn(sink.run(stop_rx.clone()));
     }
@@ -295,6 +308,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = shutdown_tx.send(true);
     while connections.join_next().await.is_some() {}
     let deadline = Instant::now() + server.shutdown_timeout();
+    // Open windows go out first, so the sinks deliver them too.
+    let _ = throttle_stop_tx.send(Stop::Drain { deadline });
+    if tokio::time::timeout(server.shutdown_timeout(), throttle_task)
+        .await
+        .is_err()
+    {
+        warn!("the throttle stage did not stop in time; its open windows are recovered from the journal on the next start");
+    }
     let _ = stop_tx.send(Stop::Drain { deadline });
     let grace = server.shutdown_timeout() + Duration::from_secs(1);
     if tokio::time::timeout(grace, async { while sinks.join_next().await.is_some() {} })
@@ -320,6 +341,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         warn!(sinks = %behind.join(", "), "stopped; undelivered events stay journaled for the next start");
     }
     Ok(())
+}
+
+/// A random id for the events the sidecar itself produces (throttle output).
+fn random_origin() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: writes at most 8 bytes into `bytes`.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n == 8 {
+        u64::from_le_bytes(bytes)
+    } else {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    }
 }
 
 /// Deletes journal segments every sink has delivered.

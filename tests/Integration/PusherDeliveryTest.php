@@ -45,7 +45,7 @@ final class PusherDeliveryTest extends IntegrationTestCase
         $events = $client->waitFor(3000, 30);
         $this->assertCount(3000, $client->all(1.0), 'no duplicates');
         $this->assertSame(range(0, 2999), array_map(fn($e) => $e['data']['n'], $events));
-        $sink = $this->sidecar->status()['sinks'][0];
+        $sink = $this->sidecar->sink('pusher');
         $this->assertSame('pusher', $sink['kind']);
         $this->assertSame(3000, $sink['delivered']);
         $this->assertLessThanOrEqual(3000, $sink['requests']);
@@ -129,7 +129,7 @@ final class PusherDeliveryTest extends IntegrationTestCase
         [$e] = $client->waitFor(1);
         $this->assertSame('small', $e['event']);
         $this->assertCount(1, $client->all(1.0));
-        $sink = $this->sidecar->status()['sinks'][0];
+        $sink = $this->sidecar->sink('pusher');
         $this->assertSame(1, $sink['permanent_failures']);
         $this->assertSame(1, $sink['delivered']);
         $this->assertStringContainsString('over the target\'s 1000 byte limit', $this->sidecar->log());
@@ -145,8 +145,8 @@ final class PusherDeliveryTest extends IntegrationTestCase
         }
         $this->assertCount(100, $sub->waitFor(100));
         $this->assertSame(range(0, 99), array_map(fn($e) => $e['data']['i'], $client->waitFor(100)));
-        $kinds = array_column($this->sidecar->status()['sinks'], 'delivered', 'kind');
-        $this->assertSame(['redis' => 100, 'pusher' => 100], $kinds);
+        $this->assertSame(100, $this->sidecar->sink('redis')['delivered']);
+        $this->assertSame(100, $this->sidecar->sink('pusher')['delivered']);
     }
 
     public function test_a_sockudo_outage_is_retried_and_delivered_in_order(): void
@@ -169,14 +169,14 @@ final class PusherDeliveryTest extends IntegrationTestCase
         $this->sidecar->process()->signal(SIGCONT);
         $events = $client->waitFor(300, 30);
         $this->assertSame(range(0, 299), array_map(fn($e) => $e['data']['i'], $events));
-        $sink = $this->sidecar->status()['sinks'][0];
+        $sink = $this->sidecar->sink('pusher');
         $this->assertGreaterThan(0, $sink['retries']);
         $this->assertSame(1, $sink['healthy']);
     }
 
     private function waitForRetries(): void
     {
-        \Scada\Broadcasting\Tests\Support\Processes::waitFor(fn() => $this->sidecar->status()['sinks'][0]['retries'] > 0, 15, 'the sidecar to retry');
+        \Scada\Broadcasting\Tests\Support\Processes::waitFor(fn() => $this->sidecar->sink('pusher')['retries'] > 0, 15, 'the sidecar to retry');
     }
 
     public function test_sockudo_rejects_a_wrong_secret_and_the_sidecar_keeps_the_events(): void
@@ -185,10 +185,10 @@ final class PusherDeliveryTest extends IntegrationTestCase
         $this->sidecar = new \Scada\Broadcasting\Tests\Support\Sidecar($this->dir, $this->sockudo->pusherEnv(['PUSHER_APP_SECRET' => 'wrong-secret-xyz']));
         $this->service()->broadcast('x', 'e', ['a' => 1]);
         $this->waitForRetries();
-        $status = $this->sidecar->status();
-        $this->assertSame(0, $status['sinks'][0]['delivered']);
-        $this->assertSame(0, $status['sinks'][0]['healthy']);
-        $this->assertGreaterThan(0, $status['sinks'][0]['lag_bytes'], 'the event stays journaled for when the secret is fixed');
+        $sink = $this->sidecar->sink('pusher');
+        $this->assertSame(0, $sink['delivered']);
+        $this->assertSame(0, $sink['healthy']);
+        $this->assertGreaterThan(0, $sink['lag_bytes'], 'the event stays journaled for when the secret is fixed');
         $this->assertStringNotContainsString('wrong-secret-xyz', $this->sidecar->log());
         $this->assertStringNotContainsString(Sockudo::SECRET, $this->sidecar->log());
     }

@@ -91,6 +91,17 @@ final class Sidecar
         return json_decode(explode("\r\n\r\n", $raw, 2)[1], true, 512, JSON_THROW_ON_ERROR);
     }
 
+    /** One sink's counters from the status, by name. */
+    public function sink(string $name): array
+    {
+        foreach ($this->status()['sinks'] as $s) {
+            if ($s['name'] === $name) {
+                return $s;
+            }
+        }
+        throw new \RuntimeException("no sink named $name");
+    }
+
     public function __destruct()
     {
         $this->kill();

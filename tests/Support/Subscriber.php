@@ -11,7 +11,7 @@ final class Subscriber
     private Process $process;
     private string $file;
     private int $offset = 0;
-    /** @var list<array{channel:string,message:string}> */
+    /** @var list<array{channel:string,message:string,at:float}> */
     private array $messages = [];
 
     public function __construct(string $dir, int $port, string $pattern = '*')
@@ -35,7 +35,7 @@ final class Subscriber
         foreach (explode("\n", substr($data, 0, $end)) as $line) {
             $m = json_decode($line, true);
             if (isset($m['channel'])) {
-                $this->messages[] = ['channel' => $m['channel'], 'message' => base64_decode($m['message'])];
+                $this->messages[] = ['channel' => $m['channel'], 'message' => base64_decode($m['message']), 'at' => $m['at'] ?? null];
             }
         }
     }

@@ -62,7 +62,7 @@ while (true) {
             if ($statsMode) {
                 if (($i = strpos($v[3], '"sent_us":')) !== false) { $lat[] = microtime(true) * 1e6 - (int)substr($v[3], $i + 10, 20); }
             } else {
-                fwrite($fh, json_encode(['channel' => $v[2], 'message' => base64_encode($v[3])]) . "\n");
+                fwrite($fh, json_encode(['channel' => $v[2], 'message' => base64_encode($v[3]), 'at' => microtime(true)]) . "\n");
             }
         }
     }

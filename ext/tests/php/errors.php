@@ -29,6 +29,14 @@ $cases = [
     'batch string'   => [fn() => $s->broadcastBatchData([['channel' => 'a', 'value' => 'high']]), InvalidBroadcastException::class, "\$dataArray[0]['value'] must be a number"],
     'batch NAN'      => [fn() => $s->broadcastBatchData(['x' => ['value' => NAN]]), InvalidBroadcastException::class, "\$dataArray['x']['value'] is NAN"],
     'batch item'     => [fn() => $s->broadcastBatchData([5]), InvalidBroadcastException::class, '$dataArray[0] must be an array'],
+    'agg NAN'        => [fn() => $s->broadcastAggregatedData(['channel' => 'a', 'value' => NAN]), InvalidBroadcastException::class, "\$data['value'] is NAN"],
+    'agg string'     => [fn() => $s->broadcastAggregatedData(['temp' => 'hot']), InvalidBroadcastException::class, "\$data['temp'] must be a number, string given"],
+    'agg list item'  => [fn() => $s->broadcastAggregatedData([['value' => 1], 'x']), InvalidBroadcastException::class, '$data[1] must be an array'],
+    'agg empty'      => [fn() => $s->broadcastAggregatedData([]), InvalidBroadcastException::class, 'at least one sample'],
+    'agg scalar'     => [fn() => $s->broadcastAggregatedData(5), TypeError::class, 'must be of type array, int given'],
+    'agg throttle 0' => [fn() => $s->broadcastAggregatedData(['v' => 1], 'c', 0), InvalidBroadcastException::class, 'between 1 and 60000'],
+    'agg throttle hi'=> [fn() => $s->broadcastAggregatedData(['v' => 1], 'c', 60001), InvalidBroadcastException::class, 'got 60001'],
+    'agg channel'    => [fn() => $s->broadcastAggregatedData(['v' => 1], 'bad channel'), InvalidBroadcastException::class, 'not a valid channel name'],
     'unknown option' => [fn() => new S(['sokcet' => 'x']), InvalidBroadcastException::class, "unknown option 'sokcet'"],
     'option type'    => [fn() => new S(['max_payload_bytes' => 'big']), InvalidBroadcastException::class, "option 'max_payload_bytes' must be an integer"],
     'overflow value' => [fn() => new S(['overflow' => 'maybe']), InvalidBroadcastException::class, "'reject' or 'drop_oldest'"],
@@ -50,6 +58,6 @@ $small = new S(['max_payload_bytes' => 100]);
 try { $small->broadcastData(str_repeat('y', 200)); exit(1); } catch (InvalidBroadcastException $e) { assert(str_contains($e->getMessage(), 'over the 100 byte limit')); }
 // Refused calls are counted; accepted ones too.
 $st = $s->stats();
-assert($st['invalid'] >= 20, "invalid={$st['invalid']}");
+assert($st['invalid'] >= 28, "invalid={$st['invalid']}");
 assert($st['accepted'] === 1);
 echo "OK\n";

@@ -74,6 +74,14 @@ final class SidecarConfig
             ], fn ($v) => $v !== null && $v !== '');
         }
 
+        foreach ($scada['throttle'] ?? [] as $rule) {
+            $out['throttle'][] = [
+                'channels' => (string) $rule['channels'],
+                'window_ms' => (int) ($rule['window_ms'] ?? 100),
+                'mode' => (string) ($rule['mode'] ?? 'aggregate'),
+            ];
+        }
+
         return $out;
     }
 
@@ -91,11 +99,13 @@ final class SidecarConfig
                 }
             }
         }
-        foreach ($data['pusher'] ?? [] as $target) {
-            $lines[] = '';
-            $lines[] = '[[pusher]]';
-            foreach ($target as $k => $v) {
-                $lines[] = "$k = " . self::value($k, $v, $withSecrets);
+        foreach (['pusher', 'throttle'] as $array) {
+            foreach ($data[$array] ?? [] as $item) {
+                $lines[] = '';
+                $lines[] = "[[$array]]";
+                foreach ($item as $k => $v) {
+                    $lines[] = "$k = " . self::value($k, $v, $withSecrets);
+                }
             }
         }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scada_core::frame::{FrameError, FrameKind, Frames, MAX_BODY_LEN};
-use scada_core::EventView;
+use scada_core::{EventView, SamplesView};
 
 use crate::journal::Journal;
 use crate::metrics::Metrics;
@@ -57,11 +57,14 @@ impl Ingest {
         let now = Instant::now();
         let mut dedup = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
         self.journal.scan(0, |_, frame| {
-            if frame.kind == FrameKind::Event {
-                if let Ok(ev) = EventView::decode(frame.payload) {
-                    dedup.first_time(ev.id, now);
-                    n += 1;
-                }
+            let id = match frame.kind {
+                FrameKind::Event => EventView::decode(frame.payload).ok().map(|e| e.id),
+                FrameKind::Samples => SamplesView::decode(frame.payload).ok().map(|s| s.id),
+                _ => None,
+            };
+            if let Some(id) = id {
+                dedup.first_time(id, now);
+                n += 1;
             }
         })?;
         Ok(n)
@@ -97,7 +100,12 @@ impl Ingest {
             out.frames += 1;
             match frame.kind {
                 FrameKind::Event => match EventView::decode(frame.payload) {
-                    Ok(ev) => events.push((ev.id, frame.raw)),
+                    // Only the throttle stage writes derived events.
+                    Ok(ev) if !ev.is_derived() => events.push((ev.id, frame.raw)),
+                    _ => m.invalid_events.inc(),
+                },
+                FrameKind::Samples => match SamplesView::decode(frame.payload) {
+                    Ok(samples) => events.push((samples.id, frame.raw)),
                     Err(_) => m.invalid_events.inc(),
                 },
                 _ => m.invalid_events.inc(),

@@ -66,6 +66,11 @@ impl JournalReader {
         self.committed
     }
 
+    /// Next offset to read (everything before it was handed out).
+    pub fn read_position(&self) -> u64 {
+        self.pos
+    }
+
     /// Next frames after the read position, at most about `max` bytes.
     pub async fn next(&mut self, max: usize, stop: &mut watch::Receiver<Stop>) -> io::Result<Next> {
         loop {

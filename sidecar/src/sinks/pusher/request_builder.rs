@@ -34,7 +34,7 @@ pub fn check(cfg: &PusherConfig, ev: &EventView<'_>) -> Result<(), Violation> {
     if cfg.max_request_bytes > 0 {
         let mut body = Vec::new();
         if ev.channel_count > 1 {
-            events_body(&mut body, ev, cfg.idempotency_key);
+            events_body(&mut body, ev, cfg.idempotency_key, &|_| true);
         } else {
             batch_open(&mut body);
             batch_item(&mut body, ev, cfg.idempotency_key);
@@ -92,12 +92,17 @@ pub fn batch_close(out: &mut Vec<u8>) {
     out.extend_from_slice(b"]}");
 }
 
-/// An `/events` body for an event on several channels.
-pub fn events_body(out: &mut Vec<u8>, ev: &EventView<'_>, idempotency: bool) {
+/// An `/events` body for an event on several channels (those `keep` accepts).
+pub fn events_body(
+    out: &mut Vec<u8>,
+    ev: &EventView<'_>,
+    idempotency: bool,
+    keep: &dyn Fn(&str) -> bool,
+) {
     out.extend_from_slice(b"{\"name\":");
     string(out, ev.event.as_bytes());
     out.extend_from_slice(b",\"channels\":[");
-    for (i, c) in ev.channels().enumerate() {
+    for (i, c) in ev.channels().filter(|c| keep(c)).enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -160,7 +165,7 @@ mod tests {
     fn multi_channel_events_use_the_events_endpoint() {
         let a = frame(&["a", "b"], Some("3.4"), r#"{"k":1}"#);
         let mut body = Vec::new();
-        with(&a, |ev| events_body(&mut body, ev, false));
+        with(&a, |ev| events_body(&mut body, ev, false, &|_| true));
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"name":"scada.data.received","channels":["a","b"],"data":"{\"k\":1}","socket_id":"3.4"}"#

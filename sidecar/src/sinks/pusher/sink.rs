@@ -29,6 +29,7 @@ use crate::config::PusherConfig;
 use crate::metrics::SinkMetrics;
 use crate::retry::{Backoff, Decision, RetryLogic};
 use crate::sinks::reader::{JournalReader, Next, Stop};
+use crate::throttle::rules::Rules;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -59,6 +60,7 @@ impl Item {
 /// What lanes share with the dispatcher.
 struct Shared {
     cfg: PusherConfig,
+    rules: Arc<Rules>,
     service: PusherService,
     metrics: Arc<SinkMetrics>,
     completed: Notify,
@@ -120,10 +122,15 @@ pub struct PusherSink {
     cfg: PusherConfig,
     reader: JournalReader,
     metrics: Arc<SinkMetrics>,
+    rules: Arc<Rules>,
 }
 
 impl PusherSink {
-    pub fn new(cfg: PusherConfig, reader: JournalReader) -> Result<Self, String> {
+    pub fn new(
+        cfg: PusherConfig,
+        reader: JournalReader,
+        rules: Arc<Rules>,
+    ) -> Result<Self, String> {
         // Build the service once here so configuration errors surface at start.
         PusherService::new(&cfg)?;
         let metrics = reader.metrics.clone();
@@ -131,6 +138,7 @@ impl PusherSink {
             cfg,
             reader,
             metrics,
+            rules,
         })
     }
 
@@ -146,6 +154,7 @@ impl PusherSink {
         self.metrics.healthy.set(1);
         let shared = Arc::new(Shared {
             cfg: self.cfg.clone(),
+            rules: self.rules.clone(),
             service,
             metrics: self.metrics.clone(),
             completed: Notify::new(),
@@ -270,9 +279,14 @@ async fn lane(mut rx: mpsc::Receiver<Item>, shared: Arc<Shared>) {
             shared.complete(&[first]);
             continue;
         };
-        if ev.channel_count > 1 {
+        let partly_throttled = !ev.is_derived() && ev.channels().any(|c| shared.rules.throttles(c));
+        if ev.channel_count > 1 || partly_throttled {
             let mut body = Vec::new();
-            rb::events_body(&mut body, &ev, cfg.idempotency_key);
+            let rules = &shared.rules;
+            let derived = ev.is_derived();
+            rb::events_body(&mut body, &ev, cfg.idempotency_key, &|c| {
+                derived || !rules.throttles(c)
+            });
             if !deliver(
                 &shared,
                 "events",
@@ -304,7 +318,9 @@ async fn lane(mut rx: mpsc::Receiver<Item>, shared: Arc<Shared>) {
                 continue;
             };
             let before = body.len();
-            if ev.channel_count > 1 {
+            if ev.channel_count > 1
+                || (!ev.is_derived() && ev.channels().any(|c| shared.rules.throttles(c)))
+            {
                 carry = Some(item);
                 break;
             }

@@ -15,6 +15,7 @@ use crate::config::RedisConfig;
 use crate::metrics::SinkMetrics;
 use crate::retry::{Backoff, Decision, RetryLogic};
 use crate::sinks::reader::{JournalReader, Next, Stop};
+use crate::throttle::rules::Rules;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -29,6 +30,7 @@ pub struct RedisSink {
     pipe: redis::Pipeline,
     scratch: Vec<u8>,
     channel: Vec<u8>,
+    rules: Arc<Rules>,
 }
 
 /// A pipeline ready to send.
@@ -48,7 +50,7 @@ fn now_us() -> u64 {
 }
 
 impl RedisSink {
-    pub fn new(cfg: RedisConfig, reader: JournalReader) -> Result<Self, String> {
+    pub fn new(cfg: RedisConfig, reader: JournalReader, rules: Arc<Rules>) -> Result<Self, String> {
         let service = RedisService::new(&cfg)?;
         let metrics = reader.metrics.clone();
         Ok(Self {
@@ -59,6 +61,7 @@ impl RedisSink {
             pipe: redis::pipe(),
             scratch: Vec::with_capacity(1024),
             channel: Vec::with_capacity(256),
+            rules,
         })
     }
 
@@ -106,9 +109,17 @@ impl RedisSink {
     }
 
     fn add(&mut self, ev: &EventView<'_>, p: &mut Pending) {
+        let throttled = |ch: &str| !ev.is_derived() && self.rules.throttles(ch);
+        if ev.channels().all(throttled) {
+            self.metrics.throttled.inc();
+            return;
+        }
         self.scratch.clear();
         request_builder::message(&mut self.scratch, ev);
         for ch in ev.channels() {
+            if !ev.is_derived() && self.rules.throttles(ch) {
+                continue;
+            }
             self.channel.clear();
             request_builder::channel(&mut self.channel, &self.cfg.prefix, ch);
             self.pipe

@@ -98,9 +98,49 @@ pub fn socket_id(id: &[u8]) -> Result<&str, NameError> {
     std::str::from_utf8(id).map_err(|_| NameError::NotUtf8)
 }
 
+/// `*`-glob match of a channel pattern (`scada-*`, `*-live`, `a*b`).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs() {
+        for (p, t, want) in [
+            ("scada-*", "scada-realtime", true),
+            ("scada-*", "scada-", true),
+            ("scada-*", "xscada-1", false),
+            ("*-live", "plant.1-live", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(glob(p, t), want, "{p} {t}");
+        }
+    }
 
     #[test]
     fn channel_names_follow_pushers_rules() {

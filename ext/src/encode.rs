@@ -97,7 +97,7 @@ impl EncodeError {
                     let _ = write!(s, "[{i}]");
                 }
                 PathSeg::Key(k) => {
-                    let _ = write!(s, "['{}']", k.replace('\'', "\\'"));
+                    let _ = write!(s, "['{}']", escape_key(k));
                 }
             }
         }
@@ -157,9 +157,9 @@ fn deref(mut zv: &zval) -> &zval {
     }
 }
 
-/// Key of a hash table entry.
+/// Key of a hash table entry. String keys are raw bytes: PHP allows any.
 #[derive(Clone, Copy)]
-enum Key<'a> {
+pub enum Key<'a> {
     Index(i64),
     Str(&'a [u8]),
 }
@@ -171,16 +171,58 @@ impl Key<'_> {
             Key::Str(s) => PathSeg::Key(String::from_utf8_lossy(s).into_owned()),
         }
     }
+
+    /// As PHP would write it in an error message: `3` or `'name'`, with
+    /// control characters escaped (a NUL cannot even travel in an exception).
+    pub fn quoted(self) -> String {
+        match self {
+            Key::Index(i) => i.to_string(),
+            Key::Str(s) => format!("'{}'", escape_key(&String::from_utf8_lossy(s))),
+        }
+    }
+}
+
+/// A key made printable: quotes, backslashes and control characters escaped.
+pub fn escape_key(k: &str) -> String {
+    let mut s = String::with_capacity(k.len());
+    for c in k.chars() {
+        match c {
+            '\'' => s.push_str("\\'"),
+            '\\' => s.push_str("\\\\"),
+            '\0' => s.push_str("\\0"),
+            c if c.is_control() => {
+                let _ = write!(s, "\\x{:02x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Visits a PHP array's entries in order without ext-php-rs's iterator, which
+/// panics on keys that are not UTF-8 (PHP allows any bytes).
+pub fn try_for_each<'a, E>(
+    ht: &'a zend_array,
+    f: impl FnMut(Key<'a>, &'a Zval) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    // SAFETY: `ht` is borrowed from a live PHP value; the callers only read.
+    unsafe { for_each(ht, f) }
+}
+
+/// True when the keys are exactly 0..n-1 in order (a PHP "list").
+pub fn is_list_array(ht: &zend_array) -> bool {
+    // SAFETY: as for `try_for_each`.
+    unsafe { is_list(ht) }
 }
 
 /// Visits live entries in order (skipping deleted slots).
 ///
 /// # Safety
 /// `ht` must be a live, initialised PHP hash table not modified during the walk.
-unsafe fn for_each<'a>(
+unsafe fn for_each<'a, E>(
     ht: &'a zend_array,
-    mut f: impl FnMut(Key<'a>, &'a zval) -> Result<()>,
-) -> Result<()> {
+    mut f: impl FnMut(Key<'a>, &'a zval) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let used = ht.nNumUsed as usize;
     if used == 0 {
         return Ok(());

@@ -41,14 +41,24 @@ pub struct InvalidBroadcastException;
 pub struct BroadcastException;
 
 pub fn invalid(message: String) -> PhpException {
-    PhpException::from_class::<InvalidBroadcastException>(message)
+    PhpException::from_class::<InvalidBroadcastException>(printable(message))
 }
 
 pub fn runtime(message: String) -> PhpException {
-    PhpException::from_class::<BroadcastException>(message)
+    PhpException::from_class::<BroadcastException>(printable(message))
 }
 
 /// A `\TypeError`, for arguments of the wrong PHP type.
 pub fn type_error(message: String) -> PhpException {
-    PhpException::new(message, 0, ce::type_error())
+    PhpException::new(printable(message), 0, ce::type_error())
+}
+
+/// Messages quote user input, and a NUL byte would make the exception
+/// impossible to throw (ext-php-rs builds a C string): escape it.
+fn printable(message: String) -> String {
+    if message.contains('\0') {
+        message.replace('\0', "\\0")
+    } else {
+        message
+    }
 }

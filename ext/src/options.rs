@@ -9,6 +9,7 @@
 //! | `buffer_bytes`       | `scada_broadcast.buffer_bytes`        |                      | 8 MiB |
 //! | `spool_max_bytes`    | `scada_broadcast.spool_max_bytes`     |                      | 256 MiB |
 //! | `overflow`           | `scada_broadcast.overflow`            |                      | `reject` |
+//! | `overflow_rules`     | `scada_broadcast.overflow_rules`      |                      | none (`critical-*=reject,telemetry-*=drop_oldest`) |
 //! | `linger_us`          | `scada_broadcast.linger_us`           |                      | 1000 |
 //! | `flush_timeout_ms`   | `scada_broadcast.flush_timeout_ms`    |                      | 2000 |
 //! | `shutdown_timeout_ms`| `scada_broadcast.shutdown_timeout_ms` |                      | 2000 |
@@ -23,6 +24,7 @@ use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs};
 
+use crate::encode::{try_for_each, Key};
 use crate::transport::outbox::Overflow;
 use crate::transport::TransportConfig;
 
@@ -74,6 +76,11 @@ const SETTINGS: &[Setting] = &[
         default: c"reject",
     },
     Setting {
+        option: "overflow_rules",
+        ini: c"scada_broadcast.overflow_rules",
+        default: c"",
+    },
+    Setting {
         option: "linger_us",
         ini: c"scada_broadcast.linger_us",
         default: c"1000",
@@ -93,7 +100,7 @@ const SETTINGS: &[Setting] = &[
 /// Options accepted by the constructor that have no php.ini directive.
 const EXTRA_OPTIONS: &[(&str, i64)] = &[("connect_timeout_ms", 100)];
 
-pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<12> = IniEntryDefs::new([
     IniEntryDef::new(
         SETTINGS[0].ini,
         SETTINGS[0].default,
@@ -144,6 +151,11 @@ pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
         SETTINGS[9].default,
         IniEntryPermission::All,
     ),
+    IniEntryDef::new(
+        SETTINGS[10].ini,
+        SETTINGS[10].default,
+        IniEntryPermission::All,
+    ),
     IniEntryDef::end(),
 ]);
 
@@ -153,8 +165,59 @@ pub struct ServiceOptions {
     pub transport: TransportConfig,
     pub max_payload_bytes: usize,
     pub max_depth: usize,
+    /// Default policy when the in-process buffer and spool are full.
     pub overflow: Overflow,
+    /// Per channel pattern (first match wins), e.g. critical channels `reject`
+    /// while telemetry uses `drop_oldest`.
+    pub overflow_rules: Vec<(String, Overflow)>,
     pub flush_timeout: Duration,
+}
+
+impl ServiceOptions {
+    /// The policy for an event on `channels`: `reject` wins if any channel's
+    /// rule says so (a critical event is never silently evicted).
+    pub fn overflow_for<'a>(&self, channels: impl IntoIterator<Item = &'a [u8]>) -> Overflow {
+        if self.overflow_rules.is_empty() {
+            return self.overflow;
+        }
+        let mut policy = None;
+        for ch in channels {
+            let name = std::str::from_utf8(ch).unwrap_or("");
+            let p = self
+                .overflow_rules
+                .iter()
+                .find(|(pat, _)| scada_core::validate::glob(pat, name))
+                .map_or(self.overflow, |(_, p)| *p);
+            if p == Overflow::Reject {
+                return Overflow::Reject;
+            }
+            policy = Some(p);
+        }
+        policy.unwrap_or(self.overflow)
+    }
+}
+
+/// `critical-*=reject,telemetry-*=drop_oldest`
+fn parse_overflow_rules(text: &str) -> Result<Vec<(String, Overflow)>, String> {
+    text.split([',', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (pattern, policy) = item.split_once('=').ok_or_else(|| {
+                option_error(
+                    "overflow_rules",
+                    "pattern=policy pairs, e.g. critical-*=reject,telemetry-*=drop_oldest",
+                )
+            })?;
+            let policy = Overflow::parse(policy.trim()).ok_or_else(|| {
+                option_error(
+                    "overflow_rules",
+                    &format!("'reject' or 'drop_oldest' for {pattern}"),
+                )
+            })?;
+            Ok((pattern.trim().to_string(), policy))
+        })
+        .collect()
 }
 
 /// Spool directory when none is configured: next to the socket.
@@ -168,6 +231,7 @@ pub fn default_spool_dir(socket: &Path) -> PathBuf {
 enum Raw {
     Str(String),
     Int(i64),
+    Rules(Vec<(String, Overflow)>),
 }
 
 fn option_error(name: &str, want: &str) -> String {
@@ -203,26 +267,28 @@ impl ServiceOptions {
             }
         }
         if let Some(options) = options {
-            for (key, value) in options.iter() {
-                let key: String = key.to_string();
-                let Some(name) = SETTINGS
+            let known = || -> Vec<&str> {
+                SETTINGS
                     .iter()
                     .map(|s| s.option)
                     .chain(EXTRA_OPTIONS.iter().map(|(n, _)| *n))
-                    .find(|n| *n == key)
-                else {
-                    let known: Vec<&str> = SETTINGS
-                        .iter()
-                        .map(|s| s.option)
-                        .chain(EXTRA_OPTIONS.iter().map(|(n, _)| *n))
-                        .collect();
+                    .collect()
+            };
+            try_for_each(options, |key, value| {
+                let name = match key {
+                    Key::Str(k) => known().into_iter().find(|n| n.as_bytes() == k),
+                    Key::Index(_) => None,
+                };
+                let Some(name) = name else {
                     return Err(format!(
-                        "ScadaBroadcastingService::__construct(): unknown option '{key}'; known options: {}",
-                        known.join(", ")
+                        "ScadaBroadcastingService::__construct(): unknown option {}; known options: {}",
+                        key.quoted(),
+                        known().join(", ")
                     ));
                 };
                 raw.insert(name, option_value(name, value)?);
-            }
+                Ok(())
+            })?;
         }
         Self::build(&raw)
     }
@@ -232,7 +298,7 @@ impl ServiceOptions {
             match raw.get(name) {
                 Some(Raw::Str(s)) => Ok(s.clone()),
                 Some(Raw::Int(i)) => Ok(i.to_string()),
-                None => Ok(String::new()),
+                Some(Raw::Rules(_)) | None => Ok(String::new()),
             }
         };
         let int = |name: &str, min: i64, max: i64| -> Result<i64, String> {
@@ -242,7 +308,7 @@ impl ServiceOptions {
                     .trim()
                     .parse::<i64>()
                     .map_err(|_| option_error(name, "an integer"))?,
-                None => 0,
+                Some(Raw::Rules(_)) | None => 0,
             };
             if !(min..=max).contains(&v) {
                 return Err(option_error(
@@ -259,6 +325,10 @@ impl ServiceOptions {
         let spool_dir = match text("spool_dir")? {
             s if s.is_empty() => default_spool_dir(&socket),
             s => PathBuf::from(s),
+        };
+        let overflow_rules = match raw.get("overflow_rules") {
+            Some(Raw::Rules(rules)) => rules.clone(),
+            _ => parse_overflow_rules(&text("overflow_rules")?)?,
         };
         let overflow_text = text("overflow")?;
         let overflow = Overflow::parse(&overflow_text)
@@ -280,12 +350,44 @@ impl ServiceOptions {
             max_payload_bytes: int("max_payload_bytes", 16, max_frame)? as usize,
             max_depth: int("max_depth", 1, 512)? as usize,
             overflow,
+            overflow_rules,
             flush_timeout: Duration::from_millis(int("flush_timeout_ms", 0, 600_000)? as u64),
         })
     }
 }
 
 fn option_value(name: &'static str, value: &Zval) -> Result<Raw, String> {
+    if name == "overflow_rules" {
+        // ['critical-*' => 'reject', 'telemetry-*' => 'drop_oldest'] or the ini string form.
+        if let Some(s) = value.str() {
+            return parse_overflow_rules(s).map(Raw::Rules);
+        }
+        let ht = value
+            .array()
+            .ok_or_else(|| option_error(name, "an array of pattern => 'reject'|'drop_oldest'"))?;
+        let mut rules = Vec::new();
+        try_for_each(ht, |key, v| {
+            let pattern = match key {
+                Key::Str(b) => std::str::from_utf8(b).ok(),
+                Key::Index(_) => None,
+            }
+            .ok_or_else(|| {
+                option_error(
+                    name,
+                    &format!("string patterns as keys, not {}", key.quoted()),
+                )
+            })?;
+            let policy = v.str().and_then(Overflow::parse).ok_or_else(|| {
+                option_error(
+                    name,
+                    &format!("'reject' or 'drop_oldest' for pattern {}", key.quoted()),
+                )
+            })?;
+            rules.push((pattern.to_string(), policy));
+            Ok::<(), String>(())
+        })?;
+        return Ok(Raw::Rules(rules));
+    }
     let textual = matches!(name, "socket" | "spool_dir" | "overflow");
     if textual {
         return value

@@ -17,7 +17,7 @@ use scada_core::event::MAX_CHANNELS;
 use scada_core::samples::{MAX_THROTTLE_MS, MIN_THROTTLE_MS};
 use scada_core::{json, timefmt, validate, EventWriter, SamplesWriter};
 
-use crate::encode::{EncodeError, Encoder};
+use crate::encode::{is_list_array, try_for_each, EncodeError, Encoder, Key};
 use crate::errors::{invalid, runtime, type_error};
 use crate::fork;
 use crate::options::ServiceOptions;
@@ -191,7 +191,7 @@ impl ScadaBroadcastingService {
                 )));
             }
             w.finish(buf).map_err(|e| invalid(e.to_string()))?;
-            Ok(transport.submit(buf, self.options.overflow))
+            Ok(transport.submit(buf, self.options.overflow_for(channels.iter().copied())))
         });
         result
     }
@@ -261,16 +261,18 @@ impl ScadaBroadcastingService {
                     list.len()
                 )));
             }
-            for (i, v) in list.values().enumerate() {
+            try_for_each(list, |key, v| {
                 let name = v.dereference().zend_str().ok_or_else(|| {
                     type_error(format!(
-                        "{}: element {i} must be of type string, {} given",
+                        "{}: element {} must be of type string, {} given",
                         ch_arg.prefix(),
+                        key.quoted(),
                         type_name(v)
                     ))
                 })?;
                 names.push(name.as_bytes());
-            }
+                Ok::<_, PhpException>(())
+            })?;
         } else {
             return Err(ch_arg.wrong_type("array|string", channels));
         }
@@ -372,7 +374,7 @@ impl ScadaBroadcastingService {
             match result {
                 Ok(()) => {
                     w.finish(buf).map_err(|e| invalid(e.to_string()))?;
-                    Ok(transport.submit(buf, self.options.overflow))
+                    Ok(transport.submit(buf, self.options.overflow_for([channel])))
                 }
                 Err(e) => {
                     w.abandon(buf);
@@ -633,15 +635,17 @@ fn for_each_sample(
         )));
     }
     let mut key_buf = Vec::new();
-    if ht.has_sequential_keys() {
-        for (i, item) in ht.values().enumerate() {
+    if is_list_array(ht) {
+        let mut i = 0usize;
+        try_for_each(ht, |_, item| {
             let v = sample_of(
                 &format!("{}: ${}[{i}]", arg.prefix(), arg.name),
                 item,
                 &mut key_buf,
             )?;
-            f(&key_buf, v)?;
-        }
+            i += 1;
+            f(&key_buf, v)
+        })?;
     } else if ht.get("value").is_some() {
         let v = sample_of(
             &format!("{}: ${}", arg.prefix(), arg.name),
@@ -650,13 +654,18 @@ fn for_each_sample(
         )?;
         f(&key_buf, v)?;
     } else {
-        for (key, value) in ht.iter() {
-            let at = format!("{}: ${}[{}]", arg.prefix(), arg.name, quote_key(&key));
+        // ['temperature' => 21.5, ...]: the key names the series.
+        try_for_each(ht, |key, value| {
+            let at = format!("{}: ${}[{}]", arg.prefix(), arg.name, key.quoted());
             let v = finite(&at, value)?;
             key_buf.clear();
-            key_buf.extend_from_slice(key.to_string().as_bytes());
-            f(&key_buf, v)?;
-        }
+            match key {
+                Key::Index(i) => json::write_i64(&mut key_buf, i),
+                Key::Str(s) if std::str::from_utf8(s).is_ok() => key_buf.extend_from_slice(s),
+                Key::Str(_) => return Err(invalid(format!("{at}: the key is not valid UTF-8"))),
+            }
+            f(&key_buf, v)
+        })?;
     }
     Ok(())
 }
@@ -671,18 +680,11 @@ fn aggregate_items(arg: &Arg, items: &ZendHashTable) -> PhpResult<SeriesTable> {
     }
     let mut table = SeriesTable::new();
     let mut key_buf = Vec::new();
-    for (key, item) in items.iter() {
-        let at = format!("{}: ${}[{}]", arg.prefix(), arg.name, quote_key(&key));
+    try_for_each(items, |key, item| {
+        let at = format!("{}: ${}[{}]", arg.prefix(), arg.name, key.quoted());
         let v = sample_of(&at, item, &mut key_buf)?;
         table.add(&key_buf, v);
-    }
+        Ok::<_, PhpException>(())
+    })?;
     Ok(table)
-}
-
-fn quote_key(key: &ext_php_rs::types::ArrayKey<'_>) -> String {
-    if key.is_long() {
-        key.to_string()
-    } else {
-        format!("'{key}'")
-    }
 }

@@ -10,7 +10,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use scada_core::pusher::{SignError, Signer};
 
-use crate::encode::Encoder;
+use crate::encode::{try_for_each, Encoder, Key};
 use crate::errors::{invalid, runtime, type_error};
 
 const CLASS: &str = "PusherSigner";
@@ -129,7 +129,19 @@ impl PusherSigner {
         }
         let mut params = Vec::new();
         if let Some(q) = query {
-            for (k, v) in q.iter() {
+            try_for_each(q, |key, v| {
+                let k = match key {
+                    Key::Index(i) => i.to_string(),
+                    Key::Str(b) => std::str::from_utf8(b)
+                        .map_err(|_| {
+                            invalid(format!(
+                                "{}: key {} is not valid UTF-8",
+                                arg(m, 3, "query"),
+                                key.quoted()
+                            ))
+                        })?
+                        .to_string(),
+                };
                 let v = v.dereference();
                 let value = if let Some(s) = v.str() {
                     s.to_string()
@@ -139,12 +151,14 @@ impl PusherSigner {
                     (if b { "1" } else { "0" }).to_string()
                 } else {
                     return Err(invalid(format!(
-                        "{}: value of '{k}' must be a string or int",
-                        arg(m, 3, "query")
+                        "{}: value of {} must be a string or int",
+                        arg(m, 3, "query"),
+                        key.quoted()
                     )));
                 };
-                params.push((k.to_string(), value));
-            }
+                params.push((k, value));
+                Ok(())
+            })?;
         }
         let body_bytes = match body {
             Some(b) => bytes(m, 4, "body", b)?,

@@ -26,6 +26,9 @@ return [
     | overflow: what a call does when this process's buffer and spool are
     | full: 'reject' (the call returns false / the driver throws, counted) or
     | 'drop_oldest' (older queued events are evicted, counted).
+    | overflow_rules: the same choice per channel pattern (first match wins),
+    | e.g. telemetry may be evicted while alarms are refused, never dropped.
+    | Only 'drop_oldest' events are ever evicted, whoever needs the room.
     |
     */
 
@@ -37,6 +40,11 @@ return [
     ],
 
     'overflow' => env('SCADA_OVERFLOW', 'reject'),
+
+    'overflow_rules' => [
+        // 'scada-*' => 'drop_oldest',
+        // 'alarms-*' => 'reject',
+    ],
 
     'flush_timeout_ms' => 2000,
 

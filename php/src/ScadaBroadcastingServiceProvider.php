@@ -74,6 +74,9 @@ class ScadaBroadcastingServiceProvider extends ServiceProvider
         if (! empty($config['spool_dir'])) {
             $options['spool_dir'] = (string) $config['spool_dir'];
         }
+        if (! empty($config['overflow_rules'])) {
+            $options['overflow_rules'] = (array) $config['overflow_rules'];
+        }
         foreach (['max_payload_bytes', 'max_depth', 'buffer_bytes', 'spool_max_bytes'] as $key) {
             if (isset($config['limits'][$key])) {
                 $options[$key] = (int) $config['limits'][$key];

@@ -17,7 +17,8 @@ const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const DEFAULT_JOURNAL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
-const DEFAULT_REDIS_BATCH_EVENTS: usize = 2000;
+/// Also bounds redelivery after a crash: at most one pipeline is re-sent.
+const DEFAULT_REDIS_BATCH_EVENTS: usize = 1000;
 const DEFAULT_REDIS_BATCH_BYTES: usize = 1024 * 1024;
 const DEFAULT_REDIS_TIMEOUT_MS: u64 = 5000;
 /// Pusher's multi-tenant batch limit; self-hosted servers accept more.

@@ -7,25 +7,31 @@ use scada_sidecar::{env, Config};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
-scada-sidecar: delivers events from PHP (ext scada_broadcast) to Redis.
+scada-sidecar: delivers events from PHP (ext scada_broadcast) to Redis and
+Pusher-protocol servers (Pusher, Reverb, Soketi, Sockudo).
 
 USAGE:
-    scada-sidecar [--config FILE] [--check]
+    scada-sidecar [--config FILE] [--check | --health]
 
 OPTIONS:
     --config FILE   TOML configuration (environment variables override it)
     --check         validate the configuration, print it (secrets redacted), exit
+    --health        ask the running sidecar's status socket; exit 0 if it answers
+                    (for container health checks)
     --version       print the version
     --help          this text
 
 Configured by Laravel's environment names: REDIS_URL or REDIS_HOST, REDIS_PORT,
-REDIS_PASSWORD, REDIS_DB, REDIS_PREFIX (default: slug(APP_NAME)_database_), and
-SCADA_SIDECAR_SOCKET, SCADA_SPOOL_DIR, SCADA_DATA_DIR, SCADA_STATUS_ADDR, SCADA_LOG.
+REDIS_PASSWORD, REDIS_DB, REDIS_PREFIX (default: slug(APP_NAME)_database_),
+PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET, PUSHER_HOST, PUSHER_PORT,
+PUSHER_SCHEME, and SCADA_SIDECAR_SOCKET, SCADA_SPOOL_DIR, SCADA_DATA_DIR,
+SCADA_STATUS_ADDR, SCADA_SOCKET_GROUP, SCADA_THROTTLE, SCADA_LOG.
 ";
 
 fn main() -> ExitCode {
     let mut config_path: Option<PathBuf> = None;
     let mut check = false;
+    let mut health = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -37,6 +43,7 @@ fn main() -> ExitCode {
                 }
             },
             "--check" => check = true,
+            "--health" => health = true,
             "--version" | "-V" => {
                 println!("scada-sidecar {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
@@ -50,6 +57,23 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+
+    if health {
+        // No logging set-up: a health check prints one line.
+        return match Config::load(config_path.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|c| scada_sidecar::status::probe(&c.server.status_socket()))
+        {
+            Ok(summary) => {
+                println!("scada-sidecar healthy: {summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("scada-sidecar unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
 
     let filter = std::env::var(env::SCADA_LOG)

@@ -53,6 +53,10 @@ pub struct IngestMetrics {
     /// Frames refused before reading because their length is over the limit.
     pub oversized_frames: Counter,
     pub journal_errors: Counter,
+    /// 1 while the journal's disk budget is full (ingest pauses).
+    pub over_budget: Counter,
+    /// Times ingest paused for the disk budget.
+    pub budget_pauses: Counter,
     /// Orphaned spool files drained, and the events they held.
     pub spool_files: Counter,
     pub spool_events: Counter,
@@ -80,6 +84,9 @@ pub struct SinkMetrics {
     pub permanent_failures: Counter,
     /// Events re-sent after a restart that may have been delivered before.
     pub replayed_after_restart: Counter,
+    /// Events re-sent after a failure that may have come after the target
+    /// received them (a dropped connection, a timeout): possible duplicates.
+    pub resent_after_unclear_failure: Counter,
     /// Journal offset this sink has delivered up to.
     pub cursor: Counter,
     /// 1 while the destination answers, 0 during an outage.

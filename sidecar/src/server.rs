@@ -131,6 +131,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             rd.flatten()
                 .filter_map(|e| crate::journal::cursor::CursorFile::open(&e.path()).ok())
                 .filter_map(|(_, v)| v)
+                .map(|p| p.attempted.max(p.offset))
                 .max()
                 .unwrap_or(0)
         })
@@ -148,7 +149,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         );
     }
     let metrics = Arc::new(Metrics::default());
-    let ingest = Arc::new(Ingest::new(journal.clone(), metrics.clone()));
+    let ingest = Arc::new(Ingest::new(
+        journal.clone(),
+        metrics.clone(),
+        config.journal.max_bytes,
+    ));
     let remembered = ingest
         .remember_journal()
         .map_err(|e| err("cannot scan the journal", e))?;

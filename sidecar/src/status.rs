@@ -191,3 +191,57 @@ pub async fn serve_tcp(
         }
     }
 }
+
+/// `scada-sidecar --health`: asks a running sidecar for its status over the
+/// Unix socket (blocking, 2 s at most) and summarises it in one line.
+pub fn probe(socket: &std::path::Path) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let timeout = Some(std::time::Duration::from_secs(2));
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|()| stream.set_write_timeout(timeout))
+        .and_then(|()| stream.write_all(b"GET /status HTTP/1.0\r\n\r\n"))
+        .map_err(|e| format!("{}: {e}", socket.display()))?;
+    let mut answer = Vec::new();
+    stream
+        .take(1 << 20)
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("{}: no answer: {e}", socket.display()))?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "unexpected answer: {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    let status: Value =
+        serde_json::from_str(body).map_err(|e| format!("unreadable status: {e}"))?;
+    let sinks: Vec<String> = status["sinks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["kind"] != "throttle")
+                .map(|s| {
+                    let up = if s["healthy"].as_u64() == Some(1) {
+                        "up"
+                    } else {
+                        "retrying"
+                    };
+                    format!("{} {up}", s["name"].as_str().unwrap_or("?"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(format!(
+        "{} events received; targets: {}",
+        status["ingest"]["events"],
+        if sinks.is_empty() {
+            "none".to_string()
+        } else {
+            sinks.join(", ")
+        }
+    ))
+}

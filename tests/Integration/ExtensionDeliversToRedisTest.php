@@ -137,6 +137,11 @@ final class ExtensionDeliversToRedisTest extends IntegrationTestCase
             [fn() => $service->broadcastData(1, str_repeat('a', 201)), 'the limit is 200'],
             [fn() => $service->broadcast('c', str_repeat('e', 201)), 'Argument #2 ($event)'],
             [fn() => $service->broadcastBatchData([['channel' => 'a', 'value' => INF]]), 'is INF'],
+            // Keys are bytes in PHP: binary keys and NUL bytes get escaped messages, not crashes.
+            [fn() => $service->broadcastData(["\xff\x00k" => 1]), 'has a key that is not valid UTF-8'],
+            [fn() => $service->broadcastBatchData(["a\x00b" => ['channel' => 'a', 'value' => NAN]]), "\$dataArray['a\\0b']['value'] is NAN"],
+            [fn() => $service->broadcastAggregatedData(["t\xff" => 1.5]), "the key is not valid UTF-8"],
+            [fn() => $service->broadcast(['ok', "bad\x00name"], 'e'), 'channel 1 is not a valid channel name'],
         ];
         foreach ($cases as [$call, $fragment]) {
             try {

@@ -14,14 +14,21 @@ final class Subscriber
     /** @var list<array{channel:string,message:string,at:float}> */
     private array $messages = [];
 
-    public function __construct(string $dir, int $port, string $pattern = '*')
+    private int $ready = 0;
+
+    public function __construct(string $dir, int $port, string $pattern = '*', bool $reconnect = false)
     {
         $this->file = $dir . '/sub-' . bin2hex(random_bytes(4)) . '.jsonl';
         touch($this->file);
-        $this->process = new Process([PHP_BINARY, '-n', __DIR__ . '/../bin/subscribe.php', (string)$port, $pattern, $this->file], $this->file . '.log');
+        $cmd = [PHP_BINARY, '-n', __DIR__ . '/../bin/subscribe.php', (string)$port, $pattern, $this->file];
+        if ($reconnect) {
+            $cmd[] = '--reconnect';
+        }
+        $this->process = new Process($cmd, $this->file . '.log');
         Processes::waitFor(fn() => str_contains((string)file_get_contents($this->file), '"ready"'), 10, 'subscriber ready');
         $this->read();
         $this->messages = [];
+        $this->ready = 1;
     }
 
     private function read(): void
@@ -34,10 +41,21 @@ final class Subscriber
         $this->offset += $end + 1;
         foreach (explode("\n", substr($data, 0, $end)) as $line) {
             $m = json_decode($line, true);
+            if (isset($m['ready'])) {
+                $this->ready++;
+            }
             if (isset($m['channel'])) {
                 $this->messages[] = ['channel' => $m['channel'], 'message' => base64_decode($m['message']), 'at' => $m['at'] ?? null];
             }
         }
+    }
+
+    /** How many times the subscription was (re)established. */
+    public function subscriptions(): int
+    {
+        $this->read();
+
+        return $this->ready;
     }
 
     /** @return list<array{channel:string,message:string}> at least $n messages, waiting up to $seconds. */

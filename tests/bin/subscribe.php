@@ -4,10 +4,22 @@
 //   php subscribe.php PORT PATTERN OUTFILE           one JSON line per message
 //                                                     {"channel":..,"message":base64}
 //   php subscribe.php PORT PATTERN STATSFILE --stats  count + latency (from "sent_us")
+//   --reconnect: when Redis goes away, reconnect and subscribe again (a new "ready" line)
 $port = $argv[1]; $pattern = $argv[2]; $out = $argv[3]; $statsMode = in_array('--stats', $argv, true);
-$s = stream_socket_client("tcp://127.0.0.1:$port", $errno, $err, 5);
-if (!$s) { fwrite(STDERR, "connect: $err\n"); exit(1); }
-fwrite($s, "*2\r\n$10\r\nPSUBSCRIBE\r\n$" . strlen($pattern) . "\r\n$pattern\r\n");
+$reconnect = in_array('--reconnect', $argv, true);
+function subscribe_to(string $port, string $pattern, bool $retry)
+{
+    while (true) {
+        $s = @stream_socket_client("tcp://127.0.0.1:$port", $errno, $err, 5);
+        if ($s) {
+            fwrite($s, "*2\r\n$10\r\nPSUBSCRIBE\r\n$" . strlen($pattern) . "\r\n$pattern\r\n");
+            return $s;
+        }
+        if (!$retry) { fwrite(STDERR, "connect: $err\n"); exit(1); }
+        usleep(50000);
+    }
+}
+$s = subscribe_to($port, $pattern, false);
 $fh = $statsMode ? null : fopen($out, 'a');
 $buf = ''; $pos = 0;
 $count = 0; $lat = []; $lastStats = 0.0;
@@ -51,7 +63,13 @@ while (true) {
         continue;
     }
     $chunk = fread($s, 1 << 20);
-    if ($chunk === false || ($chunk === '' && feof($s))) { break; }
+    if ($chunk === false || ($chunk === '' && feof($s))) {
+        if (!$reconnect) { break; }
+        fclose($s);
+        $s = subscribe_to($port, $pattern, true);
+        $buf = ''; $pos = 0;
+        continue;
+    }
     $buf = substr($buf, $pos) . $chunk; $pos = 0;
     while (($v = parse($buf, $pos)) !== null) {
         if (!is_array($v)) continue;

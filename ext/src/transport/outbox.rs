@@ -46,6 +46,9 @@ pub enum WriterState {
 pub struct Outbox {
     pub buf: Vec<u8>,
     pub frames: u64,
+    /// Length and policy of each frame in `buf`, oldest first: `drop_oldest`
+    /// may only evict frames that were themselves sent under `drop_oldest`.
+    index: std::collections::VecDeque<(u32, Overflow)>,
     /// When `buf` became non-empty: the linger timer starts at the first frame.
     pub first_at: Option<Instant>,
     pub writer: WriterState,
@@ -79,6 +82,7 @@ impl Outbox {
         Self {
             buf: Vec::with_capacity(64 * 1024),
             frames: 0,
+            index: std::collections::VecDeque::new(),
             first_at: None,
             writer: WriterState::NotStarted,
             flush_requested: 0,
@@ -87,25 +91,23 @@ impl Outbox {
         }
     }
 
-    /// Appends one complete frame, applying `overflow` when `budget` bytes
-    /// would be exceeded.
+    /// Appends one complete frame when `budget` bytes allow. When they do
+    /// not, the oldest `drop_oldest` frames make room, whatever the new
+    /// frame's own policy: telemetry yields to critical events, never the
+    /// reverse. If that is not enough the frame is refused.
     pub fn push(&mut self, frame: &[u8], budget: usize, overflow: Overflow) -> Pushed {
         let mut evicted = 0;
         if self.buf.len() + frame.len() > budget {
-            match overflow {
-                Overflow::Reject => return Pushed::Refused,
-                Overflow::DropOldest => {
-                    evicted = self.evict_for(frame.len(), budget);
-                    if self.buf.len() + frame.len() > budget {
-                        return Pushed::Refused;
-                    }
-                }
+            evicted = self.evict_for(frame.len(), budget);
+            if self.buf.len() + frame.len() > budget {
+                return Pushed::Refused;
             }
         }
         if self.buf.is_empty() {
             self.first_at = Some(Instant::now());
         }
         self.buf.extend_from_slice(frame);
+        self.index.push_back((frame.len() as u32, overflow));
         self.frames += 1;
         let wake = match self.writer {
             WriterState::Idle => true,
@@ -118,30 +120,39 @@ impl Outbox {
         Pushed::Queued { wake, evicted }
     }
 
-    /// Drops whole frames from the front until `need` more bytes fit.
+    /// Evicts the oldest `drop_oldest` frames (never `reject` ones) until
+    /// `need` more bytes fit; compacts the buffer in place.
     fn evict_for(&mut self, need: usize, budget: usize) -> u64 {
-        let mut at = 0;
-        let mut n = 0;
-        while self.buf.len() - at + need > budget && at + 4 <= self.buf.len() {
-            let len = u32::from_le_bytes([
-                self.buf[at],
-                self.buf[at + 1],
-                self.buf[at + 2],
-                self.buf[at + 3],
-            ]) as usize;
-            at += scada_core::frame::HEADER_LEN + len;
-            n += 1;
+        let mut excess = (self.buf.len() + need).saturating_sub(budget);
+        let mut read = 0usize;
+        let mut write = 0usize;
+        let mut evicted = 0u64;
+        let mut kept = std::collections::VecDeque::with_capacity(self.index.len());
+        for &(len, policy) in &self.index {
+            let len = len as usize;
+            if excess > 0 && policy == Overflow::DropOldest {
+                excess = excess.saturating_sub(len);
+                evicted += 1;
+            } else {
+                if read != write {
+                    self.buf.copy_within(read..read + len, write);
+                }
+                write += len;
+                kept.push_back((len as u32, policy));
+            }
+            read += len;
         }
-        let at = at.min(self.buf.len());
-        self.buf.drain(..at);
-        self.frames -= n.min(self.frames);
-        n
+        self.buf.truncate(write);
+        self.index = kept;
+        self.frames -= evicted.min(self.frames);
+        evicted
     }
 
     /// Hands everything queued to the writer, leaving `spare` (cleared) in its place.
     pub fn take(&mut self, spare: Vec<u8>) -> (Vec<u8>, u64) {
         let frames = std::mem::take(&mut self.frames);
         self.first_at = None;
+        self.index.clear();
         (std::mem::replace(&mut self.buf, spare), frames)
     }
 }
@@ -188,8 +199,45 @@ mod tests {
         assert_eq!(o.frames, 3);
     }
 
+    fn policies(o: &Outbox) -> Vec<Overflow> {
+        o.index.iter().map(|(_, p)| *p).collect()
+    }
+
     #[test]
-    fn reject_refuses_and_drop_oldest_evicts_whole_frames() {
+    fn only_drop_oldest_frames_are_ever_evicted() {
+        use Overflow::{DropOldest as Telemetry, Reject as Critical};
+        let f = frame(100); // 110 bytes
+        let mut o = Outbox::new();
+        o.writer = WriterState::Busy;
+        o.push(&f, 350, Critical);
+        o.push(&f, 350, Telemetry);
+        o.push(&f, 350, Critical);
+        // Full: new telemetry evicts the older telemetry, not the older critical frame.
+        assert_eq!(
+            o.push(&f, 350, Telemetry),
+            Pushed::Queued {
+                wake: false,
+                evicted: 1
+            }
+        );
+        assert_eq!(policies(&o), [Critical, Critical, Telemetry]);
+        // A critical event takes the telemetry frame's place.
+        assert_eq!(
+            o.push(&f, 350, Critical),
+            Pushed::Queued {
+                wake: false,
+                evicted: 1
+            }
+        );
+        assert_eq!(policies(&o), [Critical, Critical, Critical]);
+        // Only critical frames left: both policies are refused, nothing is evicted.
+        assert_eq!(o.push(&f, 350, Critical), Pushed::Refused);
+        assert_eq!(o.push(&f, 350, Telemetry), Pushed::Refused);
+        assert_eq!((o.buf.len(), o.frames), (330, 3));
+    }
+
+    #[test]
+    fn reject_refuses_when_nothing_may_be_evicted_and_drop_oldest_evicts_whole_frames() {
         let f = frame(100); // 110 bytes
         let mut o = Outbox::new();
         o.writer = WriterState::Busy;
@@ -200,17 +248,24 @@ mod tests {
             ));
         }
         assert_eq!(o.push(&f, 350, Overflow::Reject), Pushed::Refused);
-        assert_eq!(
-            o.push(&f, 350, Overflow::DropOldest),
-            Pushed::Queued {
-                wake: false,
-                evicted: 1
-            }
-        );
-        assert_eq!(o.frames, 3);
-        assert_eq!(o.buf.len(), 330);
         let (buf, frames) = o.take(Vec::new());
         assert_eq!((buf.len(), frames), (330, 3));
         assert!(o.buf.is_empty() && o.first_at.is_none());
+
+        for _ in 0..3 {
+            o.push(&f, 350, Overflow::DropOldest);
+        }
+        // A bigger frame evicts as many whole frames as it needs.
+        let big = frame(200); // 210 bytes
+        assert_eq!(
+            o.push(&big, 350, Overflow::DropOldest),
+            Pushed::Queued {
+                wake: false,
+                evicted: 2
+            }
+        );
+        assert_eq!((o.buf.len(), o.frames), (320, 2));
+        assert_eq!(&o.buf[..110], &f[..], "the survivor is intact");
+        assert_eq!(&o.buf[110..], &big[..]);
     }
 }

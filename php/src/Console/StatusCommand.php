@@ -55,10 +55,11 @@ class StatusCommand extends Command
             $rows[] = [
                 $s['name'], $s['kind'], $targets[$s['name']]['target'] ?? '', $s['healthy'] ? 'yes' : 'NO',
                 $s['delivered'], self::bytes($s['lag_bytes']), $s['retries'], $s['permanent_failures'],
+                ($s['replayed_after_restart'] ?? 0) + ($s['resent_after_unclear_failure'] ?? 0),
                 round($s['last_latency_us'] / 1000, 1) . ' ms',
             ];
         }
-        $this->table(['target', 'kind', 'where', 'healthy', 'delivered', 'backlog', 'retries', 'refused', 'last latency'], $rows);
+        $this->table(['target', 'kind', 'where', 'healthy', 'delivered', 'backlog', 'retries', 'refused', 'possible dupes', 'last latency'], $rows);
         $this->processTable($local);
 
         return self::SUCCESS;

@@ -14,6 +14,19 @@ use tracing::{debug, warn};
 use super::Ingest;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Says once per minute that the disk budget is full (not once per connection).
+fn warn_budget_once() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if now.saturating_sub(LAST.swap(now, Ordering::Relaxed)) >= 60 {
+        warn!("journal disk budget (journal.max_bytes) is full: destinations are behind; pausing ingest, PHP processes spool and apply their overflow policy");
+    }
+}
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Serves one client until it disconnects, breaks the protocol, or shutdown.
@@ -110,6 +123,16 @@ async fn pump(
             if let Some(e) = accepted.error {
                 warn!(error = %e, "unreadable frame from client; closing its connection");
                 return Err(std::io::Error::other(e));
+            }
+        }
+        if ingest.over_budget() {
+            ingest.metrics.ingest.budget_pauses.inc();
+            warn_budget_once();
+            while ingest.over_budget() {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
             }
         }
         buf.reserve(READ_CHUNK);

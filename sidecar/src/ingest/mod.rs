@@ -28,6 +28,8 @@ pub struct Ingest {
     pub journal: Arc<Journal>,
     dedup: Mutex<Dedup>,
     pub metrics: Arc<Metrics>,
+    /// Disk budget for undelivered events: over it, ingest stops reading.
+    max_journal_bytes: u64,
 }
 
 /// Result of [`Ingest::accept`].
@@ -42,12 +44,24 @@ pub struct Accepted {
 }
 
 impl Ingest {
-    pub fn new(journal: Arc<Journal>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(journal: Arc<Journal>, metrics: Arc<Metrics>, max_journal_bytes: u64) -> Self {
         Self {
             journal,
             dedup: Mutex::new(Dedup::new(DEDUP_IDLE, DEDUP_MAX_ORIGINS)),
             metrics,
+            max_journal_bytes,
         }
+    }
+
+    /// True while undelivered events fill the disk budget. Ingest then stops
+    /// reading: clients queue, spool and finally apply their overflow policy
+    /// per channel (critical events are refused at the call, telemetry drops
+    /// its oldest), so memory and disk stay bounded and nothing the sidecar
+    /// acknowledged is ever dropped.
+    pub fn over_budget(&self) -> bool {
+        let over = self.journal.disk_bytes() > self.max_journal_bytes;
+        self.metrics.ingest.over_budget.set(over as u64);
+        over
     }
 
     /// Learns the ids already in the journal (after a restart), so clients

@@ -22,6 +22,9 @@ const CHUNK: usize = 4 * 1024 * 1024;
 
 /// Drains every orphaned spool file in `dir`; returns how many files were drained.
 pub fn drain_dir(dir: &Path, ingest: &Ingest) -> usize {
+    if ingest.over_budget() {
+        return 0;
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };

@@ -30,6 +30,9 @@ pub struct JournalReader {
     pos: u64,
     /// Offset delivered up to (persisted).
     committed: u64,
+    /// Before a restart, sending had started up to here: events below it may
+    /// have been delivered already and are counted when sent again.
+    replay_until: u64,
     pub metrics: Arc<SinkMetrics>,
 }
 
@@ -49,7 +52,7 @@ impl JournalReader {
     ) -> io::Result<Self> {
         let (cursor, stored) = CursorFile::open(cursor_path)?;
         let pos = stored
-            .unwrap_or_else(|| journal.oldest())
+            .map_or_else(|| journal.oldest(), |p| p.offset)
             .max(journal.oldest());
         metrics.cursor.set(pos);
         Ok(Self {
@@ -58,6 +61,7 @@ impl JournalReader {
             cursor,
             pos,
             committed: pos,
+            replay_until: stored.map_or(0, |p| p.attempted),
             metrics,
         })
     }
@@ -106,6 +110,19 @@ impl JournalReader {
                     }
                 }
             }
+        }
+    }
+
+    /// Records that sending has started up to `offset` (before a request goes out).
+    pub fn attempt(&mut self, offset: u64) -> io::Result<()> {
+        self.cursor.attempt(offset)
+    }
+
+    /// Counts `events` ending at `end` as possible duplicates when they lie
+    /// in the range a crashed predecessor may already have sent.
+    pub fn count_replayed(&self, start: u64, events: u64) {
+        if start < self.replay_until {
+            self.metrics.replayed_after_restart.add(events);
         }
     }
 

@@ -15,14 +15,31 @@ pub enum PusherError {
     /// The server answered with a non-2xx status.
     Status { status: u16, body: String },
     /// Connecting, sending or waiting for the answer failed (incl. timeouts).
-    Transport(String),
+    Transport {
+        message: String,
+        /// The request may have reached the server (it failed after connecting).
+        maybe_delivered: bool,
+    },
+}
+
+impl PusherError {
+    /// True when a resend might deliver the events a second time.
+    pub fn maybe_delivered(&self) -> bool {
+        match self {
+            // A 5xx can come from a proxy after the server accepted the batch.
+            Self::Status { status, .. } => *status >= 500,
+            Self::Transport {
+                maybe_delivered, ..
+            } => *maybe_delivered,
+        }
+    }
 }
 
 impl fmt::Display for PusherError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Status { status, body } => write!(f, "HTTP {status}: {body}"),
-            Self::Transport(e) => write!(f, "{e}"),
+            Self::Transport { message, .. } => write!(f, "{message}"),
         }
     }
 }
@@ -116,7 +133,10 @@ impl PusherService {
             .body(body)
             .send()
             .await
-            .map_err(|e| PusherError::Transport(self.scrub(describe(&e))))?;
+            .map_err(|e| PusherError::Transport {
+                message: self.scrub(describe(&e)),
+                maybe_delivered: !e.is_connect(),
+            })?;
         let status = response.status();
         if status.is_success() {
             // Drain the body so the connection can be reused where the server allows it.

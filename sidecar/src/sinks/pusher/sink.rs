@@ -231,6 +231,10 @@ impl PusherSink {
             }
             read.remaining.fetch_add(routed.len(), Ordering::AcqRel);
             shared.outstanding.fetch_add(routed.len(), Ordering::AcqRel);
+            if let Err(e) = self.reader.attempt(batch.end()) {
+                error!(sink = %self.metrics.name, error = %e, "cannot persist cursor");
+            }
+            self.reader.count_replayed(batch.start, routed.len() as u64);
             reads.push_back(read);
             for (lane, item) in routed {
                 if lanes[lane].send(item).await.is_err() {
@@ -404,13 +408,16 @@ async fn deliver(
                     }
                     let cause = match &e {
                         PusherError::Status { status, .. } => format!("HTTP {status}"),
-                        PusherError::Transport(_) => "transport".into(),
+                        PusherError::Transport { .. } => "transport".into(),
                     };
                     shared.permanent(&cause, &reason, &items);
                     return true;
                 }
                 Decision::Retry => {
                     m.retries.inc();
+                    if e.maybe_delivered() {
+                        m.resent_after_unclear_failure.add(items.len() as u64);
+                    }
                     m.healthy.set(0);
                     if outage_logged.is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY) {
                         warn!(sink = %m.name, error = %e, attempts = backoff.attempts() + 1, "pusher target unavailable; events stay in the journal and will be retried in order");

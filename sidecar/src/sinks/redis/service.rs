@@ -14,6 +14,9 @@ pub struct SendError {
     pub message: String,
     /// Connection-level (refused, dropped, timed out) rather than a server reply.
     pub connection: bool,
+    /// The pipeline may have reached Redis before the failure (a dropped
+    /// connection or a timeout): resending it can publish twice.
+    pub maybe_delivered: bool,
 }
 
 impl fmt::Display for SendError {
@@ -86,12 +89,19 @@ impl RedisService {
                 || e.is_timeout()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal(),
+            maybe_delivered: !e.is_connection_refusal(),
         }
     }
 
     async fn connection(&mut self) -> Result<&mut ConnectionManager, SendError> {
         if self.conn.is_none() {
-            let client = redis::Client::open(self.info.clone()).map_err(|e| self.scrub(&e))?;
+            // Nothing was sent while connecting.
+            let unsent = |e: SendError| SendError {
+                maybe_delivered: false,
+                ..e
+            };
+            let client =
+                redis::Client::open(self.info.clone()).map_err(|e| unsent(self.scrub(&e)))?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(self.timeout)
                 .set_response_timeout(self.timeout)
@@ -99,7 +109,7 @@ impl RedisService {
                 .set_max_delay(1000);
             let conn = ConnectionManager::new_with_config(client, config)
                 .await
-                .map_err(|e| self.scrub(&e))?;
+                .map_err(|e| unsent(self.scrub(&e)))?;
             self.conn = Some(conn);
         }
         match self.conn.as_mut() {
@@ -107,6 +117,7 @@ impl RedisService {
             None => Err(SendError {
                 message: "no connection".into(),
                 connection: true,
+                maybe_delivered: false,
             }),
         }
     }
@@ -126,6 +137,7 @@ impl RedisService {
             Err(_) => Err(SendError {
                 message: format!("no answer from redis within {timeout:?}"),
                 connection: true,
+                maybe_delivered: true,
             }),
         }
     }

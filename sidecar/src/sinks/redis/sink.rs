@@ -39,6 +39,8 @@ struct Pending {
     messages: u64,
     /// Journal offset after the last frame in this pipeline.
     upto: u64,
+    /// Journal offset of its first frame.
+    from: u64,
     oldest_created_us: u64,
 }
 
@@ -84,6 +86,7 @@ impl RedisSink {
                 events: 0,
                 messages: 0,
                 upto: offset,
+                from: offset,
                 oldest_created_us: u64::MAX,
             };
             for frame in Frames::new(&batch.data, MAX_BODY_LEN).map_while(Result::ok) {
@@ -147,6 +150,10 @@ impl RedisSink {
             }
             return true;
         }
+        if let Err(e) = self.reader.attempt(p.upto) {
+            error!(sink = %self.metrics.name, error = %e, "cannot persist cursor");
+        }
+        self.reader.count_replayed(p.from, p.events);
         let mut outage_logged: Option<Instant> = None;
         loop {
             self.metrics.requests.inc();
@@ -167,6 +174,9 @@ impl RedisSink {
                 Err(e) => match RedisRetryLogic.decide(&e) {
                     Decision::Retry => {
                         self.metrics.retries.inc();
+                        if e.maybe_delivered {
+                            self.metrics.resent_after_unclear_failure.add(p.events);
+                        }
                         self.metrics.healthy.set(0);
                         if outage_logged.is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY) {
                             warn!(sink = %self.metrics.name, error = %e, attempts = backoff.attempts() + 1, pending_events = p.events, "redis unavailable; events stay in the journal and will be retried in order");
@@ -199,6 +209,7 @@ impl RedisSink {
         self.pipe.clear();
         p.messages = 0;
         p.events = 0;
+        p.from = p.upto;
         p.oldest_created_us = u64::MAX;
         if let Err(e) = self.reader.commit(p.upto) {
             error!(sink = %self.metrics.name, error = %e, "cannot persist cursor");

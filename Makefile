@@ -2,12 +2,13 @@
 #   make demo   - the live demo (installs what is missing, builds, runs)
 #   make test   - every Rust and PHP test
 #   make bench  - the benchmark figures quoted in the README
+#   make docker-test - the docker/ images built with podman, the suites run in containers
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 EXT := $(ROOT)/target/release/libscada_broadcast.so
 PHPUNIT := php -d extension=$(EXT) -d zend.assertions=1 -d assert.exception=1 /usr/bin/phpunit
 
-.PHONY: all deps build test rust-test phpunit lint fmt demo bench clean
+.PHONY: all deps build test rust-test phpunit docker-test lint fmt demo bench clean
 
 all: build
 
@@ -30,7 +31,10 @@ rust-test: build
 phpunit: build
 	$(PHPUNIT) -c tests/phpunit.xml
 
-test: build lint rust-test phpunit
+docker-test:
+	docker/test.sh
+
+test: build lint rust-test phpunit docker-test
 
 demo: build
 	scripts/demo.sh

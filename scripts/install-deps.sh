@@ -3,13 +3,16 @@
 # Idempotent: each step is skipped when what it installs is already present.
 #   scripts/install-deps.sh            # everything for build + tests + demo
 #   scripts/install-deps.sh --no-sockudo
+#   scripts/install-deps.sh --docker   # also podman, runc, debootstrap (make docker-test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_sockudo=1
+want_docker=0
 for arg in "$@"; do
   case "$arg" in
     --no-sockudo) want_sockudo=0 ;;
+    --docker) want_docker=1 ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -25,6 +28,12 @@ APT_PACKAGES=(
   protobuf-compiler libprotobuf-dev
   curl ca-certificates
 )
+
+# Containers without a Docker engine: podman (runc runtime) and debootstrap
+# for a local Debian base image when none can be pulled.
+if [ "$want_docker" = 1 ]; then
+  APT_PACKAGES+=(podman runc debootstrap)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,5 +1,5 @@
 //! The Pusher protocol's cryptography, byte-identical with the official SDKs
-//! (verified against vectors produced by the Node SDK, `../shared/pusher-vectors.json`).
+//! (verified against vectors produced by the Node SDK, `tests/fixtures/pusher-vectors.json`).
 //!
 //! - HTTP API requests: HMAC-SHA256 over `METHOD\npath\nsorted query` with
 //!   `auth_key`, `auth_timestamp`, `auth_version=1.0` and `body_md5` (only
@@ -297,9 +297,9 @@ mod tests {
     fn vectors() -> Value {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/pusher-vectors.json"
+            "/../tests/fixtures/pusher-vectors.json"
         );
-        let text = std::fs::read_to_string(path).expect("../shared/pusher-vectors.json");
+        let text = std::fs::read_to_string(path).expect("tests/fixtures/pusher-vectors.json");
         serde_json::from_str(&text).unwrap()
     }
 

@@ -48,6 +48,10 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), ServerError> {
         .mode(mode)
         .create(path)
         .map_err(|e| err(format!("cannot create directory {}", path.display()), e))?;
+    set_mode(path, mode)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), ServerError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| err(format!("cannot set permissions of {}", path.display()), e))
 }
@@ -98,8 +102,7 @@ pub fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServerError> {
     }
     let listener = UnixListener::bind(path)
         .map_err(|e| err(format!("cannot listen on {}", path.display()), e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| err(format!("cannot set permissions of {}", path.display()), e))?;
+    set_mode(path, mode)?;
     Ok(listener)
 }
 
@@ -121,6 +124,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(gid) = gid {
         chown_group(&socket_dir, gid)?;
         chown_group(&spool_dir, gid)?;
+        // setgid: spool files PHP writes (with its own primary group) get the
+        // socket group, so the sidecar can read and remove them.
+        set_mode(&spool_dir, 0o2770)?;
     }
 
     // Journal, then the sinks' cursors (a fresh journal starts after the furthest cursor).

@@ -21,7 +21,7 @@ final class ChaosTest extends IntegrationTestCase
     {
         $procs = [];
         for ($p = 0; $p < $n; $p++) {
-            $cmd = [PHP_BINARY, '-d', 'extension=' . Processes::extension(), Processes::root() . '/tests/bin/producer.php', (string)$p, (string)$count, (string)$channels, (string)$rate];
+            $cmd = [PHP_BINARY, ...Processes::extensionArgs(), Processes::root() . '/tests/bin/producer.php', (string)$p, (string)$count, (string)$channels, (string)$rate];
             if ($stallFile !== null) {
                 $cmd[] = $stallFile;
             }
@@ -247,7 +247,7 @@ final class ChaosTest extends IntegrationTestCase
     {
         $this->startStack();
         $calls = (int)(getenv('SCADA_FUZZ_CALLS') ?: 1000000);
-        $p = new Process([PHP_BINARY, '-d', 'extension=' . Processes::extension(), '-d', 'memory_limit=512M', Processes::root() . '/tests/bin/fuzz.php', (string)$calls],
+        $p = new Process([PHP_BINARY, ...Processes::extensionArgs(), '-d', 'memory_limit=512M', Processes::root() . '/tests/bin/fuzz.php', (string)$calls],
             "$this->dir/fuzz.log", $this->sidecar->env());
         $this->assertSame(0, $p->wait(600), 'the fuzz process must exit cleanly: ' . substr($p->output(), -3000));
         $lines = array_filter(explode("\n", trim($p->output())), fn ($l) => str_starts_with($l, '{'));

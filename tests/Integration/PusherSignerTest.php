@@ -8,13 +8,13 @@ use Scada\Broadcasting\PusherSigner;
 
 /**
  * The native signer reproduces every signature the official Pusher SDK
- * produced (../shared/pusher-vectors.json, Node SDK 5.3.4).
+ * produced (tests/fixtures/pusher-vectors.json, Node SDK 5.3.4).
  */
 final class PusherSignerTest extends TestCase
 {
     private static function vectors(): array
     {
-        $file = getenv('PUSHER_VECTORS') ?: dirname(__DIR__, 3) . '/shared/pusher-vectors.json';
+        $file = getenv('PUSHER_VECTORS') ?: dirname(__DIR__) . '/fixtures/pusher-vectors.json';
         if (!is_file($file)) {
             self::fail("signing vectors not found at $file (set PUSHER_VECTORS)");
         }

@@ -15,7 +15,7 @@ final class AuthServer
     {
         $this->port = Processes::freePort();
         $this->process = new Process(
-            [PHP_BINARY, '-d', 'extension=' . Processes::extension(), '-S', "127.0.0.1:{$this->port}", Processes::root() . '/tests/bin/auth-endpoint.php'],
+            [PHP_BINARY, ...Processes::extensionArgs(), '-S', "127.0.0.1:{$this->port}", Processes::root() . '/tests/bin/auth-endpoint.php'],
             "$dir/auth-server.log",
             array_merge(['PUSHER_APP_KEY' => Sockudo::KEY, 'PUSHER_APP_SECRET' => Sockudo::SECRET], $env)
         );

@@ -109,7 +109,7 @@ abstract class IntegrationTestCase extends TestCase
         $file = $this->dir . "/$name-" . bin2hex(random_bytes(3)) . '.php';
         file_put_contents($file, $code);
         return new Process(
-            [PHP_BINARY, '-d', 'extension=' . Processes::extension(), $file],
+            [PHP_BINARY, ...Processes::extensionArgs(), $file],
             $file . '.log',
             array_merge($this->sidecar?->env() ?? [], $env)
         );

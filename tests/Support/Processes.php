@@ -30,6 +30,18 @@ final class Processes
         return getenv('SCADA_EXTENSION') ?: self::root() . '/target/release/libscada_broadcast.so';
     }
 
+    /** True when php.ini enables the extension (as in the Docker images), not `-d extension=`. */
+    public static function extensionFromIni(): bool
+    {
+        return str_contains((string) php_ini_scanned_files(), 'scada_broadcast');
+    }
+
+    /** The PHP arguments that load the extension in a child process (none when php.ini does). */
+    public static function extensionArgs(): array
+    {
+        return self::extensionFromIni() ? [] : ['-d', 'extension=' . self::extension()];
+    }
+
     public static function freePort(): int
     {
         $s = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);

@@ -15,12 +15,13 @@ final class PusherClient
     private array $lines = [];
 
     /** @param list<string> $channels */
-    public function __construct(string $dir, int $port, array $channels, ?string $authUrl = null, ?string $userAuthUrl = null, ?string $authHeader = null)
+    public function __construct(string $dir, int $port, array $channels, ?string $authUrl = null, ?string $userAuthUrl = null, ?string $authHeader = null,
+        string $host = '127.0.0.1', string $key = Sockudo::KEY)
     {
         $this->file = $dir . '/pusher-js-' . bin2hex(random_bytes(4)) . '.jsonl';
         touch($this->file);
-        $cmd = ['node', Processes::root() . '/tests/js/client.js', '--host', '127.0.0.1', '--port', (string)$port,
-            '--key', Sockudo::KEY, '--channels', implode(',', $channels), '--out', $this->file];
+        $cmd = ['node', Processes::root() . '/tests/js/client.js', '--host', $host, '--port', (string)$port,
+            '--key', $key, '--channels', implode(',', $channels), '--out', $this->file];
         if ($authUrl !== null) {
             array_push($cmd, '--auth', $authUrl);
         }

@@ -16,11 +16,11 @@ final class Subscriber
 
     private int $ready = 0;
 
-    public function __construct(string $dir, int $port, string $pattern = '*', bool $reconnect = false)
+    public function __construct(string $dir, int $port, string $pattern = '*', bool $reconnect = false, string $host = '127.0.0.1')
     {
         $this->file = $dir . '/sub-' . bin2hex(random_bytes(4)) . '.jsonl';
         touch($this->file);
-        $cmd = [PHP_BINARY, '-n', __DIR__ . '/../bin/subscribe.php', (string)$port, $pattern, $this->file];
+        $cmd = [PHP_BINARY, '-n', __DIR__ . '/../bin/subscribe.php', "$host:$port", $pattern, $this->file];
         if ($reconnect) {
             $cmd[] = '--reconnect';
         }

@@ -19,7 +19,9 @@ final class TestApp
         // (so processes the app spawns itself, e.g. queue:listen's workers, have it too).
         $this->iniDir = "$dir/php-conf.d";
         @mkdir($this->iniDir, 0755, true);
-        file_put_contents("$this->iniDir/scada_broadcast.ini", 'extension=' . Processes::extension() . "\n");
+        if (!Processes::extensionFromIni()) {
+            file_put_contents("$this->iniDir/scada_broadcast.ini", 'extension=' . Processes::extension() . "\n");
+        }
     }
 
     public static function root(): string
@@ -58,9 +60,24 @@ final class TestApp
         $log = $this->dir . '/artisan-' . preg_replace('/\W+/', '-', implode('-', array_slice($args, 0, 2))) . '-' . bin2hex(random_bytes(3)) . '.log';
 
         // ":dir" adds our ini directory to the default scan directories.
-        $env = $this->env(array_merge($env, $withExtension ? ['PHP_INI_SCAN_DIR' => ':' . $this->iniDir] : []));
+        $env = $this->env(array_merge($env, $withExtension ? ['PHP_INI_SCAN_DIR' => ':' . $this->iniDir]
+            : (Processes::extensionFromIni() ? ['PHP_INI_SCAN_DIR' => $this->iniDirWithoutExtension()] : [])));
 
         return new Process(array_merge($this->php($ini), [self::root() . '/artisan'], $args), $log, $env, self::root());
+    }
+
+    /** Where php.ini enables the extension: the same scanned ini files minus that one. */
+    private function iniDirWithoutExtension(): string
+    {
+        $dir = $this->dir . '/php-conf.d-without-extension';
+        @mkdir($dir, 0755, true);
+        foreach (array_filter(array_map('trim', explode(',', (string) php_ini_scanned_files()))) as $file) {
+            if (!str_contains($file, 'scada_broadcast')) {
+                @symlink($file, $dir . '/' . basename($file));
+            }
+        }
+
+        return $dir;
     }
 
     /** Serves the app with `php -S`; returns [process, base URL]. */

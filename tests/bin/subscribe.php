@@ -1,7 +1,7 @@
 <?php
 // A Redis PSUBSCRIBE client that keeps up with a firehose (buffered RESP
 // parsing), so a slow subscriber is never the reason a message is missing.
-//   php subscribe.php PORT PATTERN OUTFILE           one JSON line per message
+//   php subscribe.php [HOST:]PORT PATTERN OUTFILE    one JSON line per message
 //                                                     {"channel":..,"message":base64}
 //   php subscribe.php PORT PATTERN STATSFILE --stats  count + latency (from "sent_us")
 //   --reconnect: when Redis goes away, reconnect and subscribe again (a new "ready" line)
@@ -10,7 +10,8 @@ $reconnect = in_array('--reconnect', $argv, true);
 function subscribe_to(string $port, string $pattern, bool $retry)
 {
     while (true) {
-        $s = @stream_socket_client("tcp://127.0.0.1:$port", $errno, $err, 5);
+        $addr = str_contains($port, ':') ? $port : "127.0.0.1:$port";
+        $s = @stream_socket_client("tcp://$addr", $errno, $err, 5);
         if ($s) {
             fwrite($s, "*2\r\n$10\r\nPSUBSCRIBE\r\n$" . strlen($pattern) . "\r\n$pattern\r\n");
             return $s;

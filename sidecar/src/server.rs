@@ -237,7 +237,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         destinations,
     });
     let mut background = JoinSet::new();
-    background.spawn(status::serve_unix(
+    background.spawn(status::serve(
         status_listener,
         status_ctx.clone(),
         shutdown_rx.clone(),
@@ -255,11 +255,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let tcp = TcpListener::bind(addr)
             .await
             .map_err(|e| err(format!("cannot listen on {addr}"), e))?;
-        background.spawn(status::serve_tcp(
-            tcp,
-            status_ctx.clone(),
-            shutdown_rx.clone(),
-        ));
+        background.spawn(status::serve(tcp, status_ctx.clone(), shutdown_rx.clone()));
     }
 
     // Orphaned spool files, dedup pruning and journal clean-up, periodically.

@@ -2,6 +2,7 @@
 //! text), `GET /health`, and `POST /flush` (collect orphaned spool files now). Served on a Unix socket next to the main one (what
 //! `php artisan scada:status` reads) and, if configured, on a loopback TCP port.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -146,38 +147,36 @@ async fn respond<S: AsyncReadExt + AsyncWrite + Unpin>(
     stream.shutdown().await
 }
 
-pub async fn serve_unix(
-    listener: UnixListener,
-    ctx: Arc<StatusContext>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, _)) => {
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = respond(stream, &ctx).await {
-                            debug!(error = %e, "status request failed");
-                        }
-                    });
-                }
-                Err(e) => debug!(error = %e, "status accept failed"),
-            },
-            _ = shutdown.changed() => return,
-        }
+/// A listener the status endpoint can serve: the Unix socket, or loopback TCP.
+pub trait StatusListener: Send + 'static {
+    type Stream: AsyncReadExt + AsyncWrite + Unpin + Send + 'static;
+    fn accept_stream(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl StatusListener for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
     }
 }
 
-pub async fn serve_tcp(
-    listener: TcpListener,
+impl StatusListener for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_stream(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+/// Answers status requests until shutdown, one task per connection.
+pub async fn serve<L: StatusListener>(
+    listener: L,
     ctx: Arc<StatusContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, _)) => {
+            r = listener.accept_stream() => match r {
+                Ok(stream) => {
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
                         if let Err(e) = respond(stream, &ctx).await {

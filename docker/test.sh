@@ -136,8 +136,13 @@ REDIS_PORT=$(free_port)
 PUSHER_PORT=$(free_port)
 SECRET="docker-test-secret-$RANDOM$RANDOM"
 cleanup() {
-  "${P[@]}" rm -f -t 2 "$project-tests" "$project-php" "$project-sidecar" "$project-sockudo" "$project-redis" >/dev/null 2>&1 || true
-  "${P[@]}" volume rm -f "$project-run" "$project-data" >/dev/null 2>&1 || true
+  for c in tests php sidecar sockudo redis; do
+    "${P[@]}" rm --force --ignore --time 2 "$project-$c" >/dev/null 2>&1 || true
+  done
+  "${P[@]}" volume rm --force "$project-run" "$project-data" >/dev/null 2>&1 || true
+  if "${P[@]}" ps -a --format '{{.Names}}' | grep -q "^$project-"; then
+    echo "docker-test: containers of $project are still there" >&2
+  fi
 }
 trap cleanup EXIT
 common_env=(-e REDIS_HOST=127.0.0.1 -e "REDIS_PORT=$REDIS_PORT"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::journal::cursor::CursorFile;
 use crate::journal::{Batch, Journal, Read};
@@ -37,7 +37,7 @@ pub struct JournalReader {
 }
 
 /// Outcome of waiting for data.
-pub enum Next {
+enum Next {
     Data(Batch),
     /// Stop requested and everything available was read (or the deadline passed).
     Stopped,
@@ -75,8 +75,27 @@ impl JournalReader {
         self.pos
     }
 
+    /// The next batch, or `None` once stopping. A read error is logged and
+    /// retried after a pause: a sink never gives up over a disk hiccup.
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        stop: &mut watch::Receiver<Stop>,
+    ) -> Option<Batch> {
+        loop {
+            match self.next(max, stop).await {
+                Ok(Next::Data(batch)) => return Some(batch),
+                Ok(Next::Stopped) => return None,
+                Err(e) => {
+                    error!(sink = %self.metrics.name, error = %e, "cannot read the journal; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
     /// Next frames after the read position, at most about `max` bytes.
-    pub async fn next(&mut self, max: usize, stop: &mut watch::Receiver<Stop>) -> io::Result<Next> {
+    async fn next(&mut self, max: usize, stop: &mut watch::Receiver<Stop>) -> io::Result<Next> {
         loop {
             let stopping = *stop.borrow();
             if let Stop::Drain { deadline } = stopping {

@@ -33,7 +33,7 @@ use tracing::{error, info, warn};
 
 use crate::journal::Journal;
 use crate::metrics::SinkMetrics;
-use crate::sinks::reader::{JournalReader, Next, Stop};
+use crate::sinks::reader::{JournalReader, Stop};
 use rules::{Mode, Rules};
 use window::{Input, Latest, Output, Windows};
 
@@ -107,12 +107,12 @@ impl ThrottleStage {
                 .next_deadline()
                 .map(|t| self.clock.instant_of(t));
             let next = tokio::select! {
-                n = self.reader.next(1 << 20, &mut stop) => Some(n),
+                n = self.reader.next_batch(1 << 20, &mut stop) => Some(n),
                 _ = sleep_until(deadline) => None,
             };
             let mut outputs = Vec::new();
             match next {
-                Some(Ok(Next::Data(batch))) => {
+                Some(Some(batch)) => {
                     let mut offset = batch.start;
                     for frame in Frames::new(&batch.data, MAX_BODY_LEN).map_while(Result::ok) {
                         if let Some(o) = self.consume(frame.kind, frame.payload, offset) {
@@ -121,12 +121,8 @@ impl ThrottleStage {
                         offset += frame.len() as u64;
                     }
                 }
-                Some(Ok(Next::Stopped)) => break,
-                Some(Err(e)) => {
-                    error!(error = %e, "throttle stage cannot read the journal; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+                Some(None) => break,
+                // A window's deadline: expire below.
                 None => {}
             }
             outputs.extend(self.windows.expire(self.clock.now_us()));

@@ -28,7 +28,7 @@ use super::service::{PusherError, PusherRetryLogic, PusherService};
 use crate::config::PusherConfig;
 use crate::metrics::SinkMetrics;
 use crate::retry::{Backoff, Decision, RetryLogic};
-use crate::sinks::reader::{JournalReader, Next, Stop};
+use crate::sinks::reader::{JournalReader, Stop};
 use crate::throttle::rules::Rules;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -183,18 +183,10 @@ impl PusherSink {
                 continue;
             }
             let next = tokio::select! {
-                n = self.reader.next(READ_BYTES, &mut stop) => n,
+                n = self.reader.next_batch(READ_BYTES, &mut stop) => n,
                 _ = shared.completed.notified() => continue,
             };
-            let batch = match next {
-                Ok(Next::Data(b)) => b,
-                Ok(Next::Stopped) => break,
-                Err(e) => {
-                    error!(sink = %self.metrics.name, error = %e, "cannot read the journal; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let Some(batch) = next else { break };
             let read = Arc::new(ReadBatch {
                 end: batch.end(),
                 remaining: AtomicUsize::new(0),

@@ -14,7 +14,7 @@ use super::service::{RedisRetryLogic, RedisService};
 use crate::config::RedisConfig;
 use crate::metrics::SinkMetrics;
 use crate::retry::{Backoff, Decision, RetryLogic};
-use crate::sinks::reader::{JournalReader, Next, Stop};
+use crate::sinks::reader::{JournalReader, Stop};
 use crate::throttle::rules::Rules;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -72,14 +72,12 @@ impl RedisSink {
         self.metrics.healthy.set(1);
         let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
-            let batch = match self.reader.next(self.cfg.max_batch_bytes, &mut stop).await {
-                Ok(Next::Data(b)) => b,
-                Ok(Next::Stopped) => break,
-                Err(e) => {
-                    error!(sink = %self.metrics.name, error = %e, "cannot read the journal; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            let Some(batch) = self
+                .reader
+                .next_batch(self.cfg.max_batch_bytes, &mut stop)
+                .await
+            else {
+                break;
             };
             let mut offset = batch.start;
             let mut pending = Pending {

@@ -195,6 +195,9 @@ impl Sidecar {
 
     /// kill -9 equivalent: the task is dropped mid-flight, nothing is flushed.
     pub fn abort(mut self) {
+        // Never send (or drop) the shutdown signal: a task still running on
+        // another worker could see it and shut down gracefully, removing its socket.
+        std::mem::forget(self.stop.take());
         if let Some(task) = self.task.take() {
             task.abort();
         }

@@ -314,20 +314,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = std::fs::remove_file(&server.socket);
     let _ = shutdown_tx.send(true);
     while connections.join_next().await.is_some() {}
-    let deadline = Instant::now() + server.shutdown_timeout();
+    // One budget for everything: shutdown_timeout is what SIGTERM costs at most.
+    // Stages stop themselves a little before it; whatever is still running at
+    // the hard deadline is aborted.
+    let hard_deadline = Instant::now() + server.shutdown_timeout();
+    let deadline = hard_deadline
+        .checked_sub(Duration::from_millis(200))
+        .unwrap_or(hard_deadline);
     // Open windows go out first, so the sinks deliver them too.
     let _ = throttle_stop_tx.send(Stop::Drain { deadline });
-    if tokio::time::timeout(server.shutdown_timeout(), throttle_task)
+    if tokio::time::timeout_at(deadline.into(), throttle_task)
         .await
         .is_err()
     {
         warn!("the throttle stage did not stop in time; its open windows are recovered from the journal on the next start");
     }
     let _ = stop_tx.send(Stop::Drain { deadline });
-    let grace = server.shutdown_timeout() + Duration::from_secs(1);
-    if tokio::time::timeout(grace, async { while sinks.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    // A sink stuck in a connection attempt is aborted: what it had not
+    // delivered stays journaled, and its replay is counted on the next start.
+    if tokio::time::timeout_at(hard_deadline.into(), async {
+        while sinks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         warn!("sinks did not stop in time; undelivered events stay journaled for the next start");
         sinks.abort_all();

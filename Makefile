@@ -13,7 +13,7 @@ PHPUNIT := php -d extension=$(EXT) -d zend.assertions=1 -d assert.exception=1 /u
 all: build
 
 deps:
-	scripts/install-deps.sh
+	tests/bin/install-deps.sh
 
 build: deps
 	cargo build --release --workspace
@@ -37,10 +37,10 @@ docker-test:
 test: build lint rust-test phpunit docker-test
 
 demo: build
-	scripts/demo.sh
+	tests/demo/run.sh
 
 bench: build
-	scripts/bench.sh
+	tests/bench/run.sh
 
 clean:
 	cargo clean

@@ -19,7 +19,7 @@ for arg in "$@"; do
   esac
 done
 
-scripts/install-deps.sh --docker
+tests/bin/install-deps.sh --docker
 started=$(date +%s)
 step() { printf '\n== docker-test [%ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 

@@ -29,7 +29,7 @@ final class Sockudo
                 return $bin;
             }
         }
-        throw new \RuntimeException('sockudo not found; run scripts/install-deps.sh (cargo install sockudo --version 5.2.0)');
+        throw new \RuntimeException('sockudo not found; run tests/bin/install-deps.sh (cargo install sockudo --version 5.2.0)');
     }
 
     public function start(): void

@@ -1,8 +1,8 @@
-# Shared shell helpers for demo.sh and bench.sh: start real services on
+# Shared shell helpers for tests/demo/run.sh and tests/bench/run.sh: start real services on
 # loopback, wait for them, stop everything on exit.
 # shellcheck shell=bash
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 EXT="$ROOT/target/release/libscada_broadcast.so"
 SIDECAR="$ROOT/target/release/scada-sidecar"
 PIDS=()

@@ -1,7 +1,7 @@
 <?php
 // The demo's live view: one line per second, then a verdict.
 // usage: php monitor.php STATUS_SOCKET WORK_DIR PRODUCERS TIMEOUT
-require dirname(__DIR__, 2) . '/bench/lib.php';
+require dirname(__DIR__) . '/bench/lib.php';
 [$_, $status, $work, $producers, $timeout] = $argv;
 $t0 = microtime(true);
 $prev = ['t' => $t0, 'sent' => 0, 'delivered' => 0, 'received' => 0];

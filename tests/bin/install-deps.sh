@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs every system package, tool and npm module scada-broadcast needs on Debian 12.
 # Idempotent: each step is skipped when what it installs is already present.
-#   scripts/install-deps.sh            # everything for build + tests + demo
-#   scripts/install-deps.sh --no-sockudo
-#   scripts/install-deps.sh --docker   # also podman, runc, debootstrap (make docker-test)
+#   tests/bin/install-deps.sh            # everything for build + tests + demo
+#   tests/bin/install-deps.sh --no-sockudo
+#   tests/bin/install-deps.sh --docker   # also podman, runc, debootstrap (make docker-test)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 want_sockudo=1
 want_docker=0

@@ -6,7 +6,7 @@
 # latency; it ends by checking that nothing was lost on either path.
 #   DEMO_PRODUCERS=2 DEMO_RATE=20000 DEMO_SECONDS=15 make demo
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../bin/stack.sh"
 PRODUCERS="${DEMO_PRODUCERS:-2}"
 RATE="${DEMO_RATE:-20000}"
 SECONDS_RUN="${DEMO_SECONDS:-15}"
@@ -34,10 +34,10 @@ PIDS+=($!)
 wait_for 20 "the pusher-js client" grep -q '"ready":true' "$WORK/pusher-js.json" 2>/dev/null
 
 for p in $(seq 1 "$PRODUCERS"); do
-  php -d extension="$EXT" "$ROOT/scripts/demo/producer.php" "$RATE" "$SECONDS_RUN" "$WORK/producer-$p.json" &
+  php -d extension="$EXT" "$ROOT/tests/demo/producer.php" "$RATE" "$SECONDS_RUN" "$WORK/producer-$p.json" &
   PIDS+=($!)
 done
-php "$ROOT/scripts/demo/monitor.php" "$WORK/run/status.sock" "$WORK" "$PRODUCERS" "$((SECONDS_RUN + 60))"
+php "$ROOT/tests/demo/monitor.php" "$WORK/run/status.sock" "$WORK" "$PRODUCERS" "$((SECONDS_RUN + 60))"
 status=$?
 echo
 echo "sidecar status: $(curl -s --unix-socket "$WORK/run/status.sock" http://localhost/status | head -c 600)..."

@@ -3,9 +3,9 @@
 # with Laravel's own path (the anchors in ../shared/anchors) measured in the
 # same run on the same machine. Uses the anchors' fixed ports: redis 6379 and
 # Sockudo 6001 (app scada-app / scada-key / scada-secret).
-#   make bench            # or: scripts/bench.sh
+#   make bench            # or: tests/bench/run.sh
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../bin/stack.sh"
 ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 N="${BENCH_EVENTS:-200000}"
 PN="${BENCH_PUSHER_EVENTS:-50000}"
@@ -23,16 +23,16 @@ export SCADA_SIDECAR_SOCKET="$WORK/redis/run/sidecar.sock" SCADA_SPOOL_DIR="$WOR
 STATUS="$WORK/redis/run/status.sock"
 echo
 echo "-- hand-off cost (broadcastData, 6-key sample, sidecar running)"
-php -d extension="$EXT" "$ROOT/bench/handoff.php" "$N"
+php -d extension="$EXT" "$ROOT/tests/bench/handoff.php" "$N"
 echo
 echo "-- end-to-end to Redis (PUBLISH acknowledged), Laravel format"
-php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 1 "$N" redis 2>/dev/null || true
-php "$ROOT/bench/throughput.php" "$STATUS" "$EXT" 2 "$N" redis 2>/dev/null || true
+php "$ROOT/tests/bench/throughput.php" "$STATUS" "$EXT" 1 "$N" redis 2>/dev/null || true
+php "$ROOT/tests/bench/throughput.php" "$STATUS" "$EXT" 2 "$N" redis 2>/dev/null || true
 echo
 echo "-- host-wide aggregation (broadcastAggregatedData, 100 ms windows; one sidecar core)"
-php -d extension="$EXT" "$ROOT/bench/handoff.php" "$N" broadcastAggregatedData
-php "$ROOT/bench/aggregate.php" accept "$STATUS" "$EXT" 2 "$N" 2>/dev/null
-php "$ROOT/bench/aggregate.php" output "$STATUS" "$EXT" 6379 10 100 5
+php -d extension="$EXT" "$ROOT/tests/bench/handoff.php" "$N" broadcastAggregatedData
+php "$ROOT/tests/bench/aggregate.php" accept "$STATUS" "$EXT" 2 "$N" 2>/dev/null
+php "$ROOT/tests/bench/aggregate.php" output "$STATUS" "$EXT" 6379 10 100 5
 stop_sidecar
 echo
 echo "-- Laravel today, same run: RedisBroadcaster + ShouldBroadcastNow; queued dispatch; one queue worker"
@@ -47,20 +47,20 @@ start_sockudo 6001 "$WORK"
 PUSHER="PUSHER_APP_ID=scada-app PUSHER_APP_KEY=scada-key PUSHER_APP_SECRET=scada-secret PUSHER_HOST=127.0.0.1 PUSHER_PORT=6001 PUSHER_SCHEME=http"
 for B in 10 100; do
   mkdir -p "$WORK/pusher-$B"
-  env $PUSHER SCADA_PUSHER_MAX_BATCH=$B bash -c "source '$ROOT/scripts/lib.sh'; trap - EXIT; start_sidecar '$WORK/pusher-$B'; echo \$SIDECAR_PID > '$WORK/pusher-$B/pid'"
+  env $PUSHER SCADA_PUSHER_MAX_BATCH=$B bash -c "source '$ROOT/tests/bin/stack.sh'; trap - EXIT; start_sidecar '$WORK/pusher-$B'; echo \$SIDECAR_PID > '$WORK/pusher-$B/pid'"
   SIDECAR_PID=$(cat "$WORK/pusher-$B/pid"); PIDS+=("$SIDECAR_PID")
   export SCADA_SIDECAR_SOCKET="$WORK/pusher-$B/run/sidecar.sock" SCADA_SPOOL_DIR="$WORK/pusher-$B/run/spool"
   STATUS="$WORK/pusher-$B/run/status.sock"
   echo
   echo "-- Pusher HTTP API, batch size $B: the server's own ceiling (anchor: sequential batch_events, $B per request) vs the sidecar, both received by pusher-js"
   if have_anchors; then
-    php "$ROOT/bench/pusher.php" compare "$STATUS" "$EXT" 6001 "$B" "$PN" "${BENCH_ROUNDS:-3}" "$ANCHORS/bench_pusher_batch.php"
+    php "$ROOT/tests/bench/pusher.php" compare "$STATUS" "$EXT" 6001 "$B" "$PN" "${BENCH_ROUNDS:-3}" "$ANCHORS/bench_pusher_batch.php"
   fi
   if [ "$B" = 10 ]; then
-    php "$ROOT/bench/pusher.php" latency "$STATUS" "$EXT" 6001 10000 10
+    php "$ROOT/tests/bench/pusher.php" latency "$STATUS" "$EXT" 6001 10000 10
     echo
     echo "-- Laravel today, same run: the pusher driver's synchronous POST /events per event"
-    if have_anchors; then php "$ROOT/bench/pusher.php" anchor - - 6001 "$ANCHORS/bench_pusher_http.php" 2000; fi
+    if have_anchors; then php "$ROOT/tests/bench/pusher.php" anchor - - 6001 "$ANCHORS/bench_pusher_http.php" 2000; fi
   fi
   stop_sidecar
 done

@@ -12,7 +12,7 @@
 require __DIR__ . '/lib.php';
 $mode = $argv[1];
 [$status, $ext, $port] = [$argv[2], $argv[3], $argv[4]];
-$root = dirname(__DIR__);
+$root = dirname(__DIR__, 2);
 
 /** Starts a pusher-js client in stats mode; returns [process, read()]. */
 function client(string $root, string $port, string $channel): array
@@ -72,7 +72,7 @@ function sidecar_rate(string $root, string $port, string $status, string $ext, i
     $c = client($root, $port, $channel);
     sidecar_idle($status, 'pusher');
     $t0 = microtime(true);
-    $out = trim((string)shell_exec(implode(' ', array_map('escapeshellarg', [PHP_BINARY, '-d', "extension=$ext", "$root/bench/produce.php", (string)$n, $channel]))));
+    $out = trim((string)shell_exec(implode(' ', array_map('escapeshellarg', [PHP_BINARY, '-d', "extension=$ext", "$root/tests/bench/produce.php", (string)$n, $channel]))));
     $st = settle($c[1], $n);
     stop_client($c);
     return ['rate' => $st['count'] / max(1e-6, $st['last_at_ms'] / 1000 - $t0), 'received' => $st['count'], 'own' => $out];

@@ -9,7 +9,7 @@
 require __DIR__ . '/lib.php';
 $mode = $argv[1];
 [$status, $ext] = [$argv[2], $argv[3]];
-$root = dirname(__DIR__);
+$root = dirname(__DIR__, 2);
 
 function throttle_consumed(string $status): int
 {

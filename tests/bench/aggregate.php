@@ -34,8 +34,7 @@ if ($mode === 'accept') {
         $st = $s->stats();
         fwrite(STDERR, "producer sent={$st['sent']} spooled={$st['spooled']} dropped={$st['dropped']}\n");
         PHP;
-    $file = tempnam(sys_get_temp_dir(), 'agg') . '.php';
-    file_put_contents($file, $code);
+    $file = inline_script($code);
     $t0 = microtime(true);
     $procs = [];
     for ($p = 0; $p < $producers; $p++) {
@@ -46,7 +45,6 @@ if ($mode === 'accept') {
     do { usleep(2000); $got = throttle_consumed($status); } while ($got < $target && microtime(true) < $deadline);
     $elapsed = microtime(true) - $t0;
     foreach ($procs as $p => $proc) { fwrite(STDERR, stream_get_contents($pipes[$p][2])); proc_close($proc); }
-    unlink($file);
     printf("aggregation accepted producers=%d samples=%d consumed=%d elapsed=%.3fs rate=%.0f samples/s\n",
         $producers, $producers * $n, $got - $before, $elapsed, ($got - $before) / $elapsed);
 } else {
@@ -66,14 +64,13 @@ if ($mode === 'accept') {
         $s->flush();
         echo $i;
         PHP;
-    $file = tempnam(sys_get_temp_dir(), 'agg') . '.php';
-    file_put_contents($file, $code);
+    $file = inline_script($code);
     $t0 = microtime(true);
     $samples = (int)shell_exec(escapeshellarg(PHP_BINARY) . ' -d extension=' . escapeshellarg($ext) . " $file $channels $throttle $seconds");
     $elapsed = microtime(true) - $t0;
     usleep(($throttle + 200) * 1000);
     $events = json_decode((string)file_get_contents($statsFile), true)['count'] ?? 0;
-    proc_terminate($sub); proc_close($sub); unlink($file); @unlink($statsFile);
+    proc_terminate($sub); proc_close($sub); @unlink($statsFile);
     printf("aggregation output channels=%d throttle=%dms samples=%d in %.1fs -> %d events = %.1f events/s (expected about %.1f/s)\n",
         $channels, $throttle, $samples, $elapsed, $events, $events / $elapsed, $channels * 1000 / $throttle);
 }

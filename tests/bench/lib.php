@@ -56,3 +56,14 @@ function sidecar_idle(string $statusSocket, string $sink, float $timeout = 60.0)
     }
     throw new RuntimeException('the sidecar did not become idle');
 }
+
+/** Writes an inline producer script to a temporary .php file, removed when this script ends. */
+function inline_script(string $code): string
+{
+    $tmp = tempnam(sys_get_temp_dir(), 'scada-bench');
+    $file = "$tmp.php";
+    rename($tmp, $file); // tempnam's own file would otherwise be left behind
+    file_put_contents($file, $code);
+    register_shutdown_function(static fn() => @unlink($file));
+    return $file;
+}

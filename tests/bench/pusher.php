@@ -116,14 +116,12 @@ if ($mode === 'compare') {
         $s->flush();
         echo $i;
         PHP;
-    $file = tempnam(sys_get_temp_dir(), 'lat') . '.php';
-    file_put_contents($file, $producer);
+    $file = inline_script($producer);
     $sent = (int)shell_exec(escapeshellarg(PHP_BINARY) . ' -d extension=' . escapeshellarg($ext) . ' ' . escapeshellarg($file) . " $rate $seconds $channel");
     $st = settle($c[1], $sent);
     printf("latency broadcastData->pusher-js at %d events/s for %.0fs: received=%d/%d p50=%.2fms p99=%.2fms max=%.2fms\n",
         $rate, $seconds, $st['count'], $sent, $st['p50_ms'], $st['p99_ms'], $st['max_ms']);
     stop_client($c);
-    unlink($file);
 } elseif ($mode === 'anchor') {
     $x = anchor_rate($root, $port, array_slice($argv, 5), (int)($argv[6] ?? 0));
     echo $x['own'], "\n";

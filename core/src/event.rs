@@ -155,6 +155,27 @@ impl EventWriter {
     }
 }
 
+/// Where the event id (`origin:u64 | seq:u64`) starts in a complete frame:
+/// after the frame header, version and kind. Samples frames share the layout.
+pub const ID_OFFSET: usize = crate::frame::HEADER_LEN + 2;
+
+/// Gives a sealed event or samples frame its sequence number and re-seals it.
+///
+/// The extension encodes frames with `seq` 0 and numbers them only once they
+/// are accepted, in the order they were queued, so refused or evicted calls
+/// never leave gaps in a process's ids.
+pub fn set_seq(frame: &mut [u8], seq: u64) -> Result<(), FrameError> {
+    let kind = frame.get(crate::frame::HEADER_LEN + 1).copied();
+    if !matches!(kind, Some(k) if k == FrameKind::Event as u8 || k == FrameKind::Samples as u8)
+        || frame.len() < ID_OFFSET + 16
+    {
+        return Err(FrameError::Malformed("not an event or samples frame"));
+    }
+    frame[ID_OFFSET + 8..ID_OFFSET + 16].copy_from_slice(&seq.to_le_bytes());
+    crate::frame::reseal(frame);
+    Ok(())
+}
+
 /// A decoded event, borrowing from the frame it came from.
 #[derive(Debug, Clone, Copy)]
 pub struct EventView<'a> {
@@ -273,6 +294,34 @@ mod tests {
         out.extend_from_slice(payload.as_bytes());
         w.finish(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn set_seq_numbers_event_and_samples_frames_and_reseals_them() {
+        let mut ev = encode(&["a"], "e", None, "{}");
+        set_seq(&mut ev, 99).unwrap();
+        let f = Frame::parse(&ev, MAX_BODY_LEN).unwrap().unwrap();
+        let v = EventView::decode(f.payload).unwrap();
+        assert_eq!(v.id, EventId { origin: 7, seq: 99 });
+
+        let mut out = Vec::new();
+        let id = EventId { origin: 5, seq: 0 };
+        let mut w = crate::SamplesWriter::begin(&mut out, id, 1, 100, b"c").unwrap();
+        w.sample(&mut out, b"s", 1.5).unwrap();
+        w.finish(&mut out).unwrap();
+        set_seq(&mut out, 3).unwrap();
+        let f = Frame::parse(&out, MAX_BODY_LEN).unwrap().unwrap();
+        assert_eq!(crate::SamplesView::decode(f.payload).unwrap().id.seq, 3);
+
+        let mut hello = Vec::new();
+        let b = crate::frame::FrameBuilder::begin(&mut hello, FrameKind::Hello);
+        hello.extend_from_slice(&[0; 20]);
+        b.finish(&mut hello).unwrap();
+        assert!(
+            set_seq(&mut hello, 1).is_err(),
+            "only events and samples carry ids"
+        );
+        assert!(set_seq(&mut ev[..12], 1).is_err(), "too short");
     }
 
     #[test]

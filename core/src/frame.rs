@@ -180,6 +180,16 @@ impl FrameBuilder {
     }
 }
 
+/// Recomputes the checksum of a complete frame whose body was changed in
+/// place (same length).
+pub fn reseal(frame: &mut [u8]) {
+    if frame.len() < HEADER_LEN {
+        return;
+    }
+    let crc = crc32fast::hash(&frame[HEADER_LEN..]);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// Iterates over the complete frames at the start of a buffer. A broken
 /// frame is reported once and ends the iteration (nothing after it can be
 /// located); [`Frames::consumed`] then points at the broken frame.

@@ -15,8 +15,9 @@
 //! - [`json`]: JSON primitives byte-identical with PHP's `json_encode` defaults.
 //! - [`timefmt`]: ISO-8601 timestamps as Carbon's `toISOString()` prints them.
 //! - [`aggregate`]: per-series statistics (count, sum, min, max, average, first, last).
-//! - [`spool`]: naming and header of the spool files PHP writes when the sidecar is away.
+//! - [`spool`]: naming and header of the spool files PHP writes when the sidecar is away, and loss records.
 //! - [`pusher`]: Pusher protocol signing (HTTP API, channel and user auth, webhooks).
+//! - [`sse_token`]: the tokens that open protected channels on the sidecar's SSE listener.
 //! - [`encoding`]: hex and base64, for signatures and shared secrets.
 #![cfg_attr(
     not(test),
@@ -32,6 +33,7 @@ pub mod message;
 pub mod pusher;
 pub mod samples;
 pub mod spool;
+pub mod sse_token;
 pub mod timefmt;
 pub mod validate;
 

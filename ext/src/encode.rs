@@ -8,12 +8,21 @@
 //!
 //! Errors carry the path to the offending value (`$data['readings'][3]`); the
 //! path is built while the error unwinds, so a successful walk pays nothing.
+//!
+//! User code runs in the middle of a walk (`jsonSerialize()`, destructors) and
+//! may change or free what is being walked: every array is held by a
+//! [`HeldArray`] while it is read, so writes separate (copy-on-write) and the
+//! walk sees each array as it was when it reached it. Nothing borrowed from a
+//! PHP value is used after user code ran unless its array is held.
 
 use std::fmt::Write as _;
+use std::ptr::addr_of;
 
 use ext_php_rs::ffi::{self, zend_array, zend_string, zval};
 use ext_php_rs::types::{ZendCallable, Zval};
 use scada_core::json::{self, NonFinite};
+
+use crate::held::HeldArray;
 
 const IS_UNDEF: u8 = ffi::IS_UNDEF as u8;
 const IS_NULL: u8 = ffi::IS_NULL as u8;
@@ -200,39 +209,52 @@ pub fn escape_key(k: &str) -> String {
 }
 
 /// Visits a PHP array's entries in order without ext-php-rs's iterator, which
-/// panics on keys that are not UTF-8 (PHP allows any bytes).
-pub fn try_for_each<'a, E>(
-    ht: &'a zend_array,
-    f: impl FnMut(Key<'a>, &'a Zval) -> std::result::Result<(), E>,
+/// panics on keys that are not UTF-8 (PHP allows any bytes). The array is
+/// held for the walk, so `f` may run user code.
+pub fn try_for_each<E>(
+    ht: &zend_array,
+    mut f: impl FnMut(Key<'_>, &Zval) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    // SAFETY: `ht` is borrowed from a live PHP value; the callers only read.
-    unsafe { for_each(ht, f) }
+    // SAFETY: `ht` is borrowed from a live PHP value, on the PHP thread.
+    let held = unsafe { HeldArray::new(ht) };
+    // SAFETY: held, so live and unchanged for the walk.
+    unsafe { for_each(held.as_ptr(), &mut f) }
 }
 
 /// True when the keys are exactly 0..n-1 in order (a PHP "list").
 pub fn is_list_array(ht: &zend_array) -> bool {
-    // SAFETY: as for `try_for_each`.
-    unsafe { is_list(ht) }
+    // SAFETY: a live table; nothing runs user code while this reads it.
+    unsafe { is_list(ht as *const zend_array) }
 }
 
 /// Visits live entries in order (skipping deleted slots).
 ///
+/// The table is a pointer and its header is read field by field: user code
+/// that `f` runs changes the header (the refcount) while we walk, so no
+/// reference to the whole `zend_array` may live across the walk. The entries
+/// themselves do not change (copy-on-write, see [`HeldArray`]).
+///
 /// # Safety
-/// `ht` must be a live, initialised PHP hash table not modified during the walk.
+/// `ht` must be a live, initialised PHP hash table whose entries nobody
+/// modifies during the walk (`'a`): held by a [`HeldArray`] when `f` can run
+/// user code.
 unsafe fn for_each<'a, E>(
-    ht: &'a zend_array,
+    ht: *const zend_array,
     mut f: impl FnMut(Key<'a>, &'a zval) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let used = ht.nNumUsed as usize;
+    // SAFETY (all blocks): `ht` is live (guaranteed by the caller); the flags
+    // select which entry pointer is live, and `nNumUsed` slots of it are
+    // initialised.
+    let used = unsafe { addr_of!((*ht).nNumUsed).read() } as usize;
     if used == 0 {
         return Ok(());
     }
-    // SAFETY (all blocks): the flags select which array pointer is live, and
-    // `nNumUsed` slots of it are initialised.
-    let packed = unsafe { ht.u.flags } & HASH_FLAG_PACKED != 0;
+    let packed = unsafe { addr_of!((*ht).u.flags).read() } & HASH_FLAG_PACKED != 0;
     #[cfg(php_packed_zvals)]
     if packed {
-        let zvals = unsafe { std::slice::from_raw_parts(ht.__bindgen_anon_1.arPacked, used) };
+        let zvals = unsafe {
+            std::slice::from_raw_parts(addr_of!((*ht).__bindgen_anon_1.arPacked).read(), used)
+        };
         for (i, zv) in zvals.iter().enumerate() {
             if type_of(zv) != IS_UNDEF {
                 f(Key::Index(i as i64), zv)?;
@@ -240,7 +262,8 @@ unsafe fn for_each<'a, E>(
         }
         return Ok(());
     }
-    let buckets = unsafe { std::slice::from_raw_parts(ht.__bindgen_anon_1.arData, used) };
+    let buckets =
+        unsafe { std::slice::from_raw_parts(addr_of!((*ht).__bindgen_anon_1.arData).read(), used) };
     for b in buckets {
         if type_of(&b.val) == IS_UNDEF {
             continue;
@@ -259,13 +282,20 @@ unsafe fn for_each<'a, E>(
 ///
 /// # Safety
 /// As for [`for_each`].
-unsafe fn is_list(ht: &zend_array) -> bool {
-    if ht.nNumOfElements == 0 {
+unsafe fn is_list(ht: *const zend_array) -> bool {
+    // SAFETY: reading header fields of a live table (guaranteed by the caller).
+    let (elements, used, flags) = unsafe {
+        (
+            addr_of!((*ht).nNumOfElements).read(),
+            addr_of!((*ht).nNumUsed).read(),
+            addr_of!((*ht).u.flags).read(),
+        )
+    };
+    if elements == 0 {
         return true;
     }
-    // SAFETY: reading the flags word of a live table.
-    let packed = unsafe { ht.u.flags } & HASH_FLAG_PACKED != 0;
-    if packed && ht.nNumUsed == ht.nNumOfElements {
+    let packed = flags & HASH_FLAG_PACKED != 0;
+    if packed && used == elements {
         return true;
     }
     let mut expected = 0i64;
@@ -323,10 +353,9 @@ impl Encoder {
             IS_STRING => self
                 .string(out, unsafe { zstr(zv.value.str_) })
                 .map_err(|e| EncodeError::new(ErrorKind::InvalidUtf8 { at: e.at }))?,
-            IS_ARRAY => {
-                let ht = unsafe { &*zv.value.arr };
-                self.array(out, ht, depth + 1, false)?
-            }
+            // The table is reached by its raw pointer, never through a
+            // reference that would let the compiler assume it cannot change.
+            IS_ARRAY => unsafe { self.walk_array(out, zv.value.arr, depth + 1, false)? },
             IS_OBJECT => self.object(out, zv)?,
             IS_RESOURCE => return Err(EncodeError::new(ErrorKind::Resource)),
             other => return Err(EncodeError::new(ErrorKind::Unsupported(other))),
@@ -343,14 +372,29 @@ impl Encoder {
         depth: usize,
         force_object: bool,
     ) -> Result<()> {
+        // SAFETY: a live table, borrowed from a PHP value.
+        unsafe { self.walk_array(out, std::ptr::from_ref(ht).cast_mut(), depth, force_object) }
+    }
+
+    /// # Safety
+    /// `ht` must point to a live PHP array, on the PHP thread.
+    unsafe fn walk_array(
+        &self,
+        out: &mut Vec<u8>,
+        ht: *mut zend_array,
+        depth: usize,
+        force_object: bool,
+    ) -> Result<()> {
         if depth > self.max_depth {
             return Err(EncodeError::new(ErrorKind::TooDeep {
                 max: self.max_depth,
             }));
         }
-        // SAFETY: `ht` comes from a live zval argument and is not modified
-        // while we walk it (nothing we call runs PHP code that could, except
-        // json_encode on objects, which does not touch this array).
+        // SAFETY: `ht` comes from a live zval. Our reference keeps it alive and
+        // unchanged while `value()` runs user code (objects' jsonSerialize).
+        let held = unsafe { HeldArray::new(ht) };
+        let ht = held.as_ptr();
+        // SAFETY: held (above).
         let list = !force_object && unsafe { is_list(ht) };
         out.push(if list { b'[' } else { b'{' });
         let mut first = true;
@@ -378,6 +422,10 @@ impl Encoder {
             })?;
         }
         out.push(if list { b']' } else { b'}' });
+        // Releasing `held` may destroy the array (user code dropped its own
+        // references meanwhile) and run destructors; callers check for a
+        // pending exception once the whole value is encoded.
+        drop(held);
         Ok(())
     }
 

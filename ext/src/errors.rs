@@ -40,6 +40,27 @@ pub struct InvalidBroadcastException;
 #[derive(Default)]
 pub struct BroadcastException;
 
+// Only the extension creates these (the engine builds them without a
+// constructor when it throws). ext-php-rs would give them a public
+// `__construct()` that only throws "You cannot instantiate this class", so
+// they declare a private one: reflection, the stubs and PHPStan then say what
+// PHP allows, `new` is an `\Error` naming the private constructor.
+#[php_impl]
+impl InvalidBroadcastException {
+    #[php(vis = "private")]
+    pub fn __construct() -> Self {
+        Self
+    }
+}
+
+#[php_impl]
+impl BroadcastException {
+    #[php(vis = "private")]
+    pub fn __construct() -> Self {
+        Self
+    }
+}
+
 pub fn invalid(message: String) -> PhpException {
     PhpException::from_class::<InvalidBroadcastException>(printable(message))
 }

@@ -8,6 +8,7 @@
 //! - [`service`]: `ScadaBroadcastingService`: argument validation, payload shapes, stats.
 //! - [`signer`]: `PusherSigner`: channel/user authorization, webhooks, API request signing.
 //! - [`encode`]: PHP values → JSON bytes identical to `json_encode()`.
+//! - [`held`]: our own reference on each PHP array while it is read, so user code cannot free it.
 //! - [`options`]: php.ini directives, environment and constructor options.
 //! - [`transport`]: outbox, writer thread, socket and spool I/O.
 //! - [`fork`]: generation tracking so forked children never inherit state.
@@ -20,9 +21,11 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod declared;
 pub mod encode;
 pub mod errors;
 pub mod fork;
+pub mod held;
 pub mod options;
 pub mod service;
 pub mod signer;

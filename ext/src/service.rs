@@ -17,6 +17,7 @@ use scada_core::event::MAX_CHANNELS;
 use scada_core::samples::{MAX_THROTTLE_MS, MIN_THROTTLE_MS};
 use scada_core::{json, timefmt, validate, EventWriter, SamplesWriter};
 
+use crate::declared::{given, ArrayArg, Declared, IntArg, StrArg};
 use crate::encode::{is_list_array, try_for_each, EncodeError, Encoder, Key};
 use crate::errors::{invalid, runtime, type_error};
 use crate::fork;
@@ -108,10 +109,18 @@ impl Arg {
         invalid(format!("{} {what} {e}", self.prefix()))
     }
 
+    /// Ends a call in which user code threw: that exception is pending and
+    /// keeps propagating (ext-php-rs never throws over a pending one).
+    fn user_code_threw(&self) -> PhpException {
+        runtime(format!(
+            "{} threw an exception while being serialized",
+            self.prefix()
+        ))
+    }
+
     fn encode_error(&self, e: EncodeError) -> PhpException {
         if matches!(e.kind, crate::encode::ErrorKind::PendingException) {
-            // The user's exception is already pending and keeps propagating.
-            return runtime(format!("{} {}", self.prefix(), e.problem()));
+            return self.user_code_threw();
         }
         let location = e.location(self.name);
         if location.len() == self.name.len() + 1 {
@@ -158,7 +167,7 @@ impl ScadaBroadcastingService {
                 std::mem::forget(old);
             }
         }
-        let t = Transport::get(&self.options.transport).map_err(runtime)?;
+        let t = Transport::get(&self.options.transport).map_err(|e| runtime(e.to_string()))?;
         *slot = Some(t.clone());
         Ok(t)
     }
@@ -173,15 +182,23 @@ impl ScadaBroadcastingService {
         write_payload: impl FnOnce(&mut Vec<u8>) -> Result<(), PhpException>,
     ) -> PhpResult<bool> {
         let transport = self.transport()?;
+        let overflow = self.options.overflow_for(channels.iter().copied());
         let result = with_scratch(|buf| -> PhpResult<bool> {
-            let mut w = EventWriter::begin(buf, transport.next_id(), now_micros() as u64);
+            let mut w = EventWriter::begin(buf, transport.unnumbered_id(), now_micros() as u64);
             for c in channels {
                 w.channel(buf, c).map_err(|e| invalid(e.to_string()))?;
             }
             w.event(buf, event, socket_id)
                 .map_err(|e| invalid(e.to_string()))?;
+            // The payload may run user code (jsonSerialize, destructors): from
+            // here on nothing borrowed from array arguments is used.
             let start = w.payload_start();
             write_payload(buf)?;
+            if exception_pending() {
+                // A destructor that ran when the encoder let go of an array
+                // threw: the caller gets that exception, and nothing is sent.
+                return Err(payload_arg.user_code_threw());
+            }
             let size = buf.len() - start;
             if size > self.options.max_payload_bytes {
                 return Err(invalid(format!(
@@ -191,7 +208,9 @@ impl ScadaBroadcastingService {
                 )));
             }
             w.finish(buf).map_err(|e| invalid(e.to_string()))?;
-            Ok(transport.submit(buf, self.options.overflow_for(channels.iter().copied())))
+            transport
+                .submit(buf, overflow)
+                .map_err(|e| runtime(e.to_string()))
         });
         result
     }
@@ -249,7 +268,9 @@ impl ScadaBroadcastingService {
         let pl_arg = Arg::new("broadcast", 3, "payload");
         let sock_arg = Arg::new("broadcast", 4, "socketId");
 
-        let mut names: Vec<&[u8]> = Vec::with_capacity(4);
+        // Copied: elements of `$channels` may be references that user code
+        // running during the payload's encoding reassigns (and frees).
+        let mut names = ChannelNames::default();
         let chz = channels.dereference();
         if let Some(s) = chz.zend_str() {
             names.push(s.as_bytes());
@@ -282,6 +303,7 @@ impl ScadaBroadcastingService {
                 ch_arg.prefix()
             )));
         }
+        let names = names.as_slices();
         for (i, name) in names.iter().enumerate() {
             validate::channel_name(name).map_err(|e| {
                 invalid(format!(
@@ -350,7 +372,7 @@ impl ScadaBroadcastingService {
         with_scratch(|buf| -> PhpResult<bool> {
             let mut w = SamplesWriter::begin(
                 buf,
-                transport.next_id(),
+                transport.unnumbered_id(),
                 now_micros() as u64,
                 throttle,
                 channel,
@@ -374,7 +396,9 @@ impl ScadaBroadcastingService {
             match result {
                 Ok(()) => {
                     w.finish(buf).map_err(|e| invalid(e.to_string()))?;
-                    Ok(transport.submit(buf, self.options.overflow_for([channel])))
+                    transport
+                        .submit(buf, self.options.overflow_for([channel]))
+                        .map_err(|e| runtime(e.to_string()))
                 }
                 Err(e) => {
                     w.abandon(buf);
@@ -438,8 +462,8 @@ impl ScadaBroadcastingService {
 
     /// Sends `scada.data.received` with `{"data", "timestamp", "channel"}` on `$channel`.
     #[php(optional = "channel")]
-    pub fn broadcast_data(&self, data: &Zval, channel: Option<&Zval>) -> PhpResult<bool> {
-        self.counted(self.broadcast_data_impl(data, channel))
+    pub fn broadcast_data(&self, data: &Zval, channel: Option<StrArg>) -> PhpResult<bool> {
+        self.counted(self.broadcast_data_impl(data, given(channel)))
     }
 
     /// Aggregates samples per item `channel` (items without one go under
@@ -448,10 +472,10 @@ impl ScadaBroadcastingService {
     #[php(optional = "channel")]
     pub fn broadcast_batch_data(
         &self,
-        data_array: &Zval,
-        channel: Option<&Zval>,
+        data_array: ArrayArg,
+        channel: Option<StrArg>,
     ) -> PhpResult<bool> {
-        self.counted(self.broadcast_batch_data_impl(data_array, channel))
+        self.counted(self.broadcast_batch_data_impl(data_array.zval(), given(channel)))
     }
 
     /// Host-wide throttled aggregation: every process sending to `$channel`
@@ -461,11 +485,15 @@ impl ScadaBroadcastingService {
     #[php(optional = "channel")]
     pub fn broadcast_aggregated_data(
         &self,
-        data: &Zval,
-        channel: Option<&Zval>,
-        throttle_ms: Option<&Zval>,
+        data: ArrayArg,
+        channel: Option<StrArg>,
+        throttle_ms: Option<IntArg>,
     ) -> PhpResult<bool> {
-        self.counted(self.broadcast_aggregated_data_impl(data, channel, throttle_ms))
+        self.counted(self.broadcast_aggregated_data_impl(
+            data.zval(),
+            given(channel),
+            given(throttle_ms),
+        ))
     }
 
     /// Sends `$event` with `$payload` (always a JSON object) on one or more
@@ -474,11 +502,11 @@ impl ScadaBroadcastingService {
     pub fn broadcast(
         &self,
         channels: &Zval,
-        event: &Zval,
-        payload: Option<&Zval>,
-        socket_id: Option<&Zval>,
+        event: StrArg,
+        payload: Option<ArrayArg>,
+        socket_id: Option<StrArg>,
     ) -> PhpResult<bool> {
-        self.counted(self.broadcast_impl(channels, event, payload, socket_id))
+        self.counted(self.broadcast_impl(channels, event.zval(), given(payload), given(socket_id)))
     }
 
     /// The JSON the extension sends for `$value` (byte-identical with
@@ -508,13 +536,17 @@ impl ScadaBroadcastingService {
             )))
             }
         };
-        Ok(self.transport()?.flush(timeout))
+        self.transport()?
+            .flush(timeout)
+            .map_err(|e| runtime(e.to_string()))
     }
 
     /// Counters of this process (generation): accepted, sent, buffered,
     /// spooled, dropped (and by reason), invalid, errors, ...
     pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        let snap = self.transport()?.snapshot();
+        let transport = self.transport()?;
+        transport.log_losses();
+        let snap = transport.snapshot();
         let mut ht = ZendHashTable::new();
         for (k, v) in &snap.pairs {
             ht.insert(*k, *v as i64)
@@ -687,4 +719,45 @@ fn aggregate_items(arg: &Arg, items: &ZendHashTable) -> PhpResult<SeriesTable> {
         Ok::<_, PhpException>(())
     })?;
     Ok(table)
+}
+
+/// True when a PHP exception is pending (user code threw).
+fn exception_pending() -> bool {
+    // SAFETY: the executor globals exist for the life of the request; reading
+    // one pointer on the PHP thread.
+    unsafe {
+        !(*ext_php_rs::ffi::ext_php_rs_executor_globals())
+            .exception
+            .is_null()
+    }
+}
+
+/// Channel names copied out of an argument, in one buffer.
+#[derive(Default)]
+struct ChannelNames {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl ChannelNames {
+    fn push(&mut self, name: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn as_slices(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let s = &self.bytes[start..end];
+                start = end;
+                s
+            })
+            .collect()
+    }
 }

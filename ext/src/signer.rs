@@ -10,6 +10,7 @@ use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use scada_core::pusher::{SignError, Signer};
 
+use crate::declared::{given, ArrayArg, Declared, IntArg, StrArg};
 use crate::encode::{try_for_each, Encoder, Key};
 use crate::errors::{invalid, runtime, type_error};
 
@@ -82,12 +83,12 @@ impl PusherSigner {
     /// `$encryptionMasterKeyBase64`: 32 bytes, base64, for `private-encrypted-` channels.
     #[php(optional = "encryption_master_key_base64")]
     pub fn __construct(
-        app_key: &Zval,
-        app_secret: &Zval,
-        encryption_master_key_base64: Option<&Zval>,
+        app_key: StrArg,
+        app_secret: StrArg,
+        encryption_master_key_base64: Option<StrArg>,
     ) -> PhpResult<Self> {
-        let key = text("__construct", 1, "appKey", app_key)?;
-        let secret = text("__construct", 2, "appSecret", app_secret)?;
+        let key = text("__construct", 1, "appKey", app_key.zval())?;
+        let secret = text("__construct", 2, "appSecret", app_secret.zval())?;
         if key.is_empty() {
             return Err(invalid(format!(
                 "{} must not be empty",
@@ -100,9 +101,8 @@ impl PusherSigner {
                 arg("__construct", 2, "appSecret")
             )));
         }
-        let master = match encryption_master_key_base64.map(Zval::dereference) {
+        let master = match given(encryption_master_key_base64) {
             None => None,
-            Some(z) if z.is_null() => None,
             Some(z) => Some(text("__construct", 3, "encryptionMasterKeyBase64", z)?),
         };
         // The master key is a secret: the message names the argument, never its value.
@@ -115,15 +115,15 @@ impl PusherSigner {
     #[php(optional = "query")]
     pub fn sign_request(
         &self,
-        method: &Zval,
-        path: &Zval,
+        method: StrArg,
+        path: StrArg,
         query: Option<&ZendHashTable>,
-        body: Option<&Zval>,
-        timestamp: Option<&Zval>,
+        body: Option<StrArg>,
+        timestamp: Option<IntArg>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let m = "signRequest";
-        let method_s = text(m, 1, "method", method)?;
-        let path_s = text(m, 2, "path", path)?;
+        let method_s = text(m, 1, "method", method.zval())?;
+        let path_s = text(m, 2, "path", path.zval())?;
         if !path_s.starts_with('/') {
             return Err(invalid(format!("{} must start with /", arg(m, 2, "path"))));
         }
@@ -160,13 +160,12 @@ impl PusherSigner {
                 Ok(())
             })?;
         }
-        let body_bytes = match body {
+        let body_bytes = match given(body) {
             Some(b) => bytes(m, 4, "body", b)?,
             None => b"",
         };
-        let ts = match timestamp.map(Zval::dereference) {
+        let ts = match given(timestamp) {
             None => None,
-            Some(z) if z.is_null() => None,
             Some(z) => Some(z.long().filter(|t| *t >= 0).ok_or_else(|| {
                 invalid(format!(
                     "{} must be a non-negative int or null",
@@ -198,16 +197,15 @@ impl PusherSigner {
     #[php(optional = "presence_data")]
     pub fn authorize_channel(
         &self,
-        socket_id: &Zval,
-        channel: &Zval,
-        presence_data: Option<&Zval>,
+        socket_id: StrArg,
+        channel: StrArg,
+        presence_data: Option<ArrayArg>,
     ) -> PhpResult<String> {
         let m = "authorizeChannel";
-        let socket = text(m, 1, "socketId", socket_id)?;
-        let channel = text(m, 2, "channel", channel)?;
-        let channel_data = match presence_data.map(Zval::dereference) {
+        let socket = text(m, 1, "socketId", socket_id.zval())?;
+        let channel = text(m, 2, "channel", channel.zval())?;
+        let channel_data = match given(presence_data) {
             None => None,
-            Some(z) if z.is_null() => None,
             Some(z) => {
                 let ht = z.array().ok_or_else(|| {
                     type_error(format!(
@@ -231,10 +229,10 @@ impl PusherSigner {
     }
 
     /// The JSON body for user authentication (`pusher:signin`); `$userData` needs an `id`.
-    pub fn authenticate_user(&self, socket_id: &Zval, user_data: &Zval) -> PhpResult<String> {
+    pub fn authenticate_user(&self, socket_id: StrArg, user_data: ArrayArg) -> PhpResult<String> {
         let m = "authenticateUser";
-        let socket = text(m, 1, "socketId", socket_id)?;
-        let ht = user_data.dereference().array().ok_or_else(|| {
+        let socket = text(m, 1, "socketId", socket_id.zval())?;
+        let ht = user_data.zval().array().ok_or_else(|| {
             type_error(format!("{} must be of type array", arg(m, 2, "userData")))
         })?;
         let data = user_json(m, 2, "userData", ht, "id")?;
@@ -244,12 +242,12 @@ impl PusherSigner {
     }
 
     /// True when a webhook's `X-Pusher-Key` and `X-Pusher-Signature` match its body.
-    pub fn verify_webhook(&self, key: &Zval, signature: &Zval, body: &Zval) -> PhpResult<bool> {
+    pub fn verify_webhook(&self, key: StrArg, signature: StrArg, body: StrArg) -> PhpResult<bool> {
         let m = "verifyWebhook";
         Ok(self.signer.verify_webhook(
-            text(m, 1, "key", key)?,
-            text(m, 2, "signature", signature)?,
-            bytes(m, 3, "body", body)?,
+            text(m, 1, "key", key.zval())?,
+            text(m, 2, "signature", signature.zval())?,
+            bytes(m, 3, "body", body.zval())?,
         ))
     }
 }

@@ -78,6 +78,62 @@ return [
 
     /*
     |--------------------------------------------------------------------------
+    | Server-sent events (the sidecar's GET /sse) and their tokens
+    |--------------------------------------------------------------------------
+    |
+    | url: where browsers open the EventSource (the sidecar's SSE listener,
+    | usually behind the same reverse proxy as the app); give it to the Echo
+    | connector as `sseUrl`.
+    | secret: signs the tokens private-* and presence-* channels need; the
+    | sidecar verifies them with the same secret. Empty: PUSHER_APP_SECRET,
+    | else the broadcasting connection's `secret`.
+    | token_route: POST path issuing tokens (false or empty: not registered), authorizing
+    | each channel by routes/channels.php as /broadcasting/auth does, behind the
+    | same middleware as /broadcasting/auth unless token_middleware is set.
+    | token_ttl: seconds a token stays valid (the connector fetches a new one).
+    |
+    */
+
+    'sse' => [
+        'url' => env('SCADA_SSE_URL', '/sse'),
+        'secret' => env('SCADA_SSE_SECRET', env('PUSHER_APP_SECRET')),
+        'token_route' => env('SCADA_SSE_TOKEN_ROUTE', '/broadcasting/sse-token'),
+        'token_middleware' => null,
+        'token_ttl' => (int) env('SCADA_SSE_TOKEN_TTL', 300),
+    ],
+
+    /*
+    |--------------------------------------------------------------------------
+    | The live dashboard page (resources/dashboard)
+    |--------------------------------------------------------------------------
+    |
+    | route: GET path serving the page and its files (e.g. '/scada/dashboard');
+    | empty or false: not registered (the default: opt in). middleware: put
+    | 'auth' here to keep it for logged-in users. channels: what it shows
+    | (channels named alarms-* carry alarms). mode: 'sse' (the sidecar's
+    | sse.url above) or 'pusher' (pusher-js with the broadcasting connection's
+    | key, host, port and scheme; pusher.* sets the host, port and scheme the
+    | browser uses when they differ from the app's). `php artisan vendor:publish
+    | --tag=scada-dashboard` copies the static files to
+    | public/vendor/scada-broadcast/dashboard instead, for a web server.
+    |
+    */
+
+    'dashboard' => [
+        'route' => env('SCADA_DASHBOARD_ROUTE', false),
+        'middleware' => ['web'],
+        'channels' => array_values(array_filter(explode(',', (string) env('SCADA_DASHBOARD_CHANNELS', 'plant-live,alarms-plant')))),
+        'mode' => env('SCADA_DASHBOARD_MODE', 'sse'),
+        // mode pusher: the Pusher-protocol server as the browser reaches it (default: the broadcasting connection's).
+        'pusher' => [
+            'host' => env('SCADA_DASHBOARD_PUSHER_HOST'),
+            'port' => env('SCADA_DASHBOARD_PUSHER_PORT'),
+            'scheme' => env('SCADA_DASHBOARD_PUSHER_SCHEME'),
+        ],
+    ],
+
+    /*
+    |--------------------------------------------------------------------------
     | Host-wide throttling
     |--------------------------------------------------------------------------
     |

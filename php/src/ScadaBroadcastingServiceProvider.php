@@ -2,7 +2,9 @@
 
 namespace Scada\Broadcasting;
 
+use Illuminate\Broadcasting\BroadcastController;
 use Illuminate\Broadcasting\BroadcastManager;
+use Illuminate\Contracts\Config\Repository as ConfigRepository;
 use Illuminate\Queue\Events\JobExceptionOccurred;
 use Illuminate\Queue\Events\JobFailed;
 use Illuminate\Queue\Events\JobProcessed;
@@ -10,7 +12,10 @@ use Illuminate\Queue\Events\WorkerStopping;
 use Illuminate\Support\Facades\Route;
 use Illuminate\Support\ServiceProvider;
 use Scada\Broadcasting\Exceptions\ExtensionMissing;
+use Scada\Broadcasting\Http\DashboardController;
+use Scada\Broadcasting\Http\SseTokenController;
 use Scada\Broadcasting\Http\UserAuthenticationController;
+use Scada\Broadcasting\Sse\SseTokenIssuer;
 
 /**
  * Registers the `scada` broadcasting driver, the ScadaBroadcastingService
@@ -34,23 +39,32 @@ class ScadaBroadcastingServiceProvider extends ServiceProvider
     {
         self::requireExtension();
 
-        $this->app->make(BroadcastManager::class)->extend('scada', function ($app, array $config) {
-            return new ScadaBroadcaster($app->make(ScadaBroadcastingService::class), self::signer($config));
-        });
+        // Laravel 13 binds creator closures to the BroadcastManager (self::,
+        // static:: and $this then mean the manager): this one names its class.
+        $this->app->make(BroadcastManager::class)->extend('scada', static fn ($app, array $config) => ScadaBroadcaster::fromConfig($app, $config));
 
         $this->flushQueueWorkers();
         $this->registerUserAuthenticationRoute();
+        $this->registerDashboardRoute();
+        // After every provider booted (and Laravel 11+'s withRouting(channels:)
+        // registered /broadcasting/auth), so its middleware can be copied.
+        $this->app->booted(fn () => $this->registerSseTokenRoute());
 
         if ($this->app->runningInConsole()) {
             $this->publishes([
                 __DIR__ . '/../config/scada-broadcasting.php' => $this->app->configPath('scada-broadcasting.php'),
             ], ['scada-broadcasting', 'scada-broadcasting-config']);
+            // The static dashboard, for a web server to serve (the opt-in route serves the same files).
+            $this->publishes([
+                DashboardController::root() => $this->app->basePath('public/vendor/scada-broadcast/dashboard'),
+            ], 'scada-dashboard');
 
             $this->commands([
                 Console\SidecarCommand::class,
                 Console\StatusCommand::class,
                 Console\LoadTestCommand::class,
                 Console\FlushCommand::class,
+                Console\InstallCommand::class,
             ]);
         }
     }
@@ -119,12 +133,84 @@ class ScadaBroadcastingServiceProvider extends ServiceProvider
         $events->listen(WorkerStopping::class, fn () => $flush((int) $this->app['config']->get('scada-broadcasting.flush_timeout_ms', 2000)));
     }
 
+    /**
+     * The SSE token issuer: secret `scada-broadcasting.sse.secret`
+     * (SCADA_SSE_SECRET, else PUSHER_APP_SECRET), else the secret of the
+     * connection that signs /broadcasting/auth (the default one, `scada`,
+     * `pusher`); TTL `sse.token_ttl`.
+     */
+    public static function sseTokenIssuer(ConfigRepository $config): SseTokenIssuer
+    {
+        $secret = (string) $config->get('scada-broadcasting.sse.secret', '');
+        if ($secret === '') {
+            foreach ([$config->get('broadcasting.default'), 'scada', 'pusher'] as $connection) {
+                $secret = is_string($connection) ? (string) $config->get("broadcasting.connections.$connection.secret", '') : '';
+                if ($secret !== '') {
+                    break;
+                }
+            }
+        }
+
+        return new SseTokenIssuer($secret, (int) $config->get('scada-broadcasting.sse.token_ttl', 300));
+    }
+
+    /**
+     * POST {sse.token_route} (default /broadcasting/sse-token), on unless the
+     * path is empty, behind the same middleware (and exclusions) as the app's
+     * /broadcasting/auth, as Broadcast::routes() registered it; 'web' with
+     * CSRF verification ON when the app has none (the connector always sends
+     * the page's CSRF token; a token for the session's channels must not be
+     * obtainable by another site's form); `sse.token_middleware` overrides.
+     */
+    protected function registerSseTokenRoute(): void
+    {
+        $config = $this->app['config'];
+        $path = $config->get('scada-broadcasting.sse.token_route');
+        if (! $path || $this->routesCached()) {
+            return;
+        }
+        $middleware = $config->get('scada-broadcasting.sse.token_middleware');
+        $excluded = [];
+        if ($middleware === null) {
+            // For an app that registered no Broadcast::routes(): 'web' as is, CSRF included (on Laravel 13
+            // VerifyCsrfToken extends PreventRequestForgery, so excluding the former would not even take effect).
+            $middleware = ['web'];
+            foreach ($this->app['router']->getRoutes()->getRoutes() as $route) {
+                if (ltrim((string) $route->getActionName(), '\\') === BroadcastController::class . '@authenticate') {
+                    $middleware = $route->middleware();
+                    $excluded = $route->excludedMiddleware();
+                    break;
+                }
+            }
+        }
+        Route::post($path, SseTokenController::class)->middleware((array) $middleware)->withoutMiddleware($excluded);
+    }
+
+    /** GET {dashboard.route} and its files, when the app opts in (a path in `dashboard.route`). */
+    protected function registerDashboardRoute(): void
+    {
+        $path = $this->app['config']->get('scada-broadcasting.dashboard.route');
+        if (! $path || $this->routesCached()) {
+            return;
+        }
+        $path = '/' . trim((string) $path, '/');
+        $middleware = (array) $this->app['config']->get('scada-broadcasting.dashboard.middleware', ['web']);
+        Route::get($path, [DashboardController::class, 'page'])->middleware($middleware);
+        Route::get($path . '/{path}', [DashboardController::class, 'file'])->where('path', '.+')->middleware($middleware);
+    }
+
     protected function registerUserAuthenticationRoute(): void
     {
         $path = $this->app['config']->get('scada-broadcasting.user_authentication_route');
-        if ($path && ! $this->app->routesAreCached()) {
+        if ($path && ! $this->routesCached()) {
             Route::post($path, UserAuthenticationController::class)
                 ->middleware($this->app['config']->get('scada-broadcasting.user_authentication_middleware', ['web']));
         }
+    }
+
+    /** routesAreCached() without needing the `files` binding a minimal app may lack. */
+    private function routesCached(): bool
+    {
+        return is_file($this->app->getCachedRoutesPath());
     }
 }

@@ -63,6 +63,8 @@ pub struct Config {
     pub pusher: Vec<PusherConfig>,
     /// Throttle rules by channel pattern (first match wins).
     pub throttle: Vec<crate::throttle::rules::RuleConfig>,
+    /// The SSE listener for browsers (off unless configured).
+    pub sse: Option<SseConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -326,6 +328,98 @@ impl PusherConfig {
     }
 }
 
+const DEFAULT_SSE_ADDR: &str = "127.0.0.1:8090";
+const DEFAULT_SSE_HEARTBEAT_MS: u64 = 20_000;
+const DEFAULT_SSE_MAX_CONNECTIONS: usize = 10_000;
+const DEFAULT_SSE_MAX_PER_CLIENT: usize = 256;
+const DEFAULT_SSE_QUEUE_EVENTS: usize = 1024;
+const DEFAULT_SSE_MAX_CHANNELS: usize = 100;
+const DEFAULT_SSE_LAST_VALUE_CHANNELS: usize = 10_000;
+const DEFAULT_SSE_LAST_VALUE_EVENTS: usize = 16;
+const DEFAULT_SSE_REQUEST_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_SSE_OVERFLOW_GRACE_MS: u64 = 2_000;
+
+/// `[sse]`: Server-Sent Events for browsers, straight from the journal.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SseConfig {
+    /// `host:port` to listen on; must be loopback unless `allow_remote`.
+    pub addr: String,
+    /// Allow a non-loopback `addr` (behind a TLS-terminating proxy, say).
+    pub allow_remote: bool,
+    /// Signs the tokens for `private-`/`presence-` channels; empty: the
+    /// `pusher` target's secret; none at all: those channels are refused.
+    pub secret: Secret,
+    /// Origins allowed cross-origin (`*` for any); empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// How often an idle stream gets a heartbeat comment.
+    pub heartbeat_ms: u64,
+    /// Most open streams in total.
+    pub max_connections: usize,
+    /// Most open streams from one client address.
+    pub max_connections_per_client: usize,
+    /// Events queued for one client before its stream ends with `overflow`.
+    pub client_queue_events: usize,
+    /// Most channels in one stream.
+    pub max_channels: usize,
+    /// Channels whose latest events are kept for clients that connect.
+    pub last_value_channels: usize,
+    /// Event names kept per channel for last values.
+    pub last_value_events_per_channel: usize,
+    /// How long a new connection may take to send its request headers.
+    pub request_timeout_ms: u64,
+    /// How long an overflowed client may take to read its final event
+    /// before its connection is closed.
+    pub overflow_grace_ms: u64,
+    /// Origins the dashboard page may connect to besides this one (its
+    /// Content-Security-Policy `connect-src`), e.g. a Pusher-protocol server's
+    /// `ws://host:6001`.
+    pub dashboard_connect: Vec<String>,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_SSE_ADDR.into(),
+            allow_remote: false,
+            secret: Secret::default(),
+            cors_origins: Vec::new(),
+            heartbeat_ms: DEFAULT_SSE_HEARTBEAT_MS,
+            max_connections: DEFAULT_SSE_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_SSE_MAX_PER_CLIENT,
+            client_queue_events: DEFAULT_SSE_QUEUE_EVENTS,
+            max_channels: DEFAULT_SSE_MAX_CHANNELS,
+            last_value_channels: DEFAULT_SSE_LAST_VALUE_CHANNELS,
+            last_value_events_per_channel: DEFAULT_SSE_LAST_VALUE_EVENTS,
+            request_timeout_ms: DEFAULT_SSE_REQUEST_TIMEOUT_MS,
+            overflow_grace_ms: DEFAULT_SSE_OVERFLOW_GRACE_MS,
+            dashboard_connect: Vec::new(),
+        }
+    }
+}
+
+impl SseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("heartbeat_ms", self.heartbeat_ms as usize),
+            ("max_connections", self.max_connections),
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client,
+            ),
+            ("client_queue_events", self.client_queue_events),
+            ("max_channels", self.max_channels),
+            ("request_timeout_ms", self.request_timeout_ms as usize),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(ConfigError(format!("sse.{name} must be positive")));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct ConfigError(pub String);
 
@@ -432,6 +526,21 @@ impl Config {
                 .map_err(|e| ConfigError(format!("{}: {e}", env::SCADA_THROTTLE)))?;
         }
 
+        if let Some(v) = get(env::SCADA_SSE_ADDR) {
+            self.sse.get_or_insert_with(SseConfig::default).addr = v;
+        }
+        if let Some(sse) = &mut self.sse {
+            if let Some(v) = get(env::SCADA_SSE_SECRET) {
+                sse.secret = Secret::new(v);
+            }
+            if let Some(v) = get(env::SCADA_SSE_CORS) {
+                sse.cors_origins = comma_list(&v);
+            }
+            if let Some(v) = get(env::SCADA_DASHBOARD_CONNECT) {
+                sse.dashboard_connect = comma_list(&v);
+            }
+        }
+
         // PUSHER_* configure (or override) the target named "pusher".
         let pusher_vars = [
             env::PUSHER_APP_ID,
@@ -496,20 +605,37 @@ impl Config {
             }
             self.pusher.insert(existing.unwrap_or(self.pusher.len()), p);
         }
+        // The SSE secret falls back to the Pusher app secret Laravel signs with.
+        let pusher_secret = self
+            .pusher
+            .iter()
+            .find(|p| p.name == "pusher")
+            .map(|p| p.secret.clone());
+        if let (Some(sse), Some(secret)) = (&mut self.sse, pusher_secret) {
+            if sse.secret.is_empty() {
+                sse.secret = secret;
+            }
+        }
         Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.redis.is_none() && self.pusher.is_empty() {
+        // Browsers over SSE alone are a destination too (the journal is
+        // then kept for resuming clients until the throttle stage passed it).
+        if self.redis.is_none() && self.pusher.is_empty() && self.sse.is_none() {
             return Err(ConfigError(
                 "no destination configured: set REDIS_HOST or REDIS_URL (Laravel's Redis broadcaster) \
-                 and/or PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET (Pusher, Reverb, Soketi, Sockudo), \
-                 or add [redis] / [[pusher]] sections to the config file"
+                 and/or PUSHER_APP_ID, PUSHER_APP_KEY, PUSHER_APP_SECRET (Pusher, Reverb, Soketi, Sockudo) \
+                 and/or SCADA_SSE_ADDR (browsers over Server-Sent Events), \
+                 or add [redis] / [[pusher]] / [sse] sections to the config file"
                     .into(),
             ));
         }
         for rule in &self.throttle {
             rule.validate().map_err(ConfigError)?;
+        }
+        if let Some(sse) = &self.sse {
+            sse.validate()?;
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.pusher {
@@ -579,6 +705,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `a, b,,c` → `["a", "b", "c"]`.
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -710,6 +845,41 @@ mod tests {
         .unwrap();
         assert_eq!(c.throttle[0].channels, "live-*");
         assert!(with_env(&[("REDIS_HOST", "h"), ("SCADA_THROTTLE", "live-*=0")]).is_err());
+    }
+
+    #[test]
+    fn sse_is_opt_in_and_takes_its_secret_from_pusher_unless_given() {
+        let c = with_env(&[("REDIS_HOST", "h")]).unwrap();
+        assert!(c.sse.is_none());
+        let c = with_env(&[
+            ("REDIS_HOST", "h"),
+            ("SCADA_SSE_ADDR", "127.0.0.1:9999"),
+            ("SCADA_SSE_CORS", "https://a, https://b"),
+        ])
+        .unwrap();
+        let sse = c.sse.unwrap();
+        assert_eq!(sse.addr, "127.0.0.1:9999");
+        assert_eq!(sse.cors_origins, ["https://a", "https://b"]);
+        assert!(sse.secret.is_empty());
+        assert_eq!(sse.heartbeat_ms, 20_000);
+        let pusher = [
+            ("SCADA_SSE_ADDR", "127.0.0.1:9999"),
+            ("PUSHER_APP_ID", "1"),
+            ("PUSHER_APP_KEY", "k"),
+            ("PUSHER_APP_SECRET", "from-pusher"),
+        ];
+        let c = with_env(&pusher).unwrap();
+        assert_eq!(c.sse.as_ref().unwrap().secret.expose(), "from-pusher");
+        assert!(!format!("{:?}", c.sse).contains("from-pusher"));
+        let mut own = pusher.to_vec();
+        own.push(("SCADA_SSE_SECRET", "own"));
+        let c = with_env(&own).unwrap();
+        assert_eq!(c.sse.unwrap().secret.expose(), "own");
+        let c = Config::from_toml("[redis]\n[sse]\nheartbeat_ms = 50\n").unwrap();
+        assert_eq!(c.sse.as_ref().unwrap().addr, "127.0.0.1:8090");
+        assert!(Config::from_toml("[sse]\nheartbeat = 5\n").is_err());
+        let c = Config::from_toml("[redis]\n[sse]\nmax_channels = 0\n").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("sse.max_channels"));
     }
 
     #[test]

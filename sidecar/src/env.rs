@@ -40,3 +40,12 @@ pub const SCADA_THROTTLE: &str = "SCADA_THROTTLE";
 pub const SCADA_WORKER_THREADS: &str = "SCADA_WORKER_THREADS";
 /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` works too.
 pub const SCADA_LOG: &str = "SCADA_LOG";
+
+/// Address of the SSE listener for browsers, e.g. `127.0.0.1:8090` (opt-in).
+pub const SCADA_SSE_ADDR: &str = "SCADA_SSE_ADDR";
+/// Secret that signs SSE tokens for private-/presence- channels (else `PUSHER_APP_SECRET`).
+pub const SCADA_SSE_SECRET: &str = "SCADA_SSE_SECRET";
+/// Origins allowed to open SSE streams cross-origin, comma-separated (`*` for any).
+pub const SCADA_SSE_CORS: &str = "SCADA_SSE_CORS";
+/// Origins the dashboard page may also connect to (its CSP `connect-src`), comma-separated.
+pub const SCADA_DASHBOARD_CONNECT: &str = "SCADA_DASHBOARD_CONNECT";

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub enum Decision {
     /// Transient (connection, timeout, 5xx, 429): wait and try again.
     Retry,
-    /// Permanent (the request itself is wrong): count it, log it, move on.
-    GiveUp(String),
+    /// Permanent (the request itself is wrong): count it, log it (the error
+    /// says why), move on.
+    GiveUp,
 }
 
 /// Classifies a destination's errors.

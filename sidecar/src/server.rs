@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,29 +17,114 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::failpoint;
+use crate::ingest::spool::SpoolDrainer;
 use crate::ingest::{self, Ingest};
-use crate::journal::Journal;
-use crate::metrics::Metrics;
+use crate::journal::lock::{DirLock, LockError};
+use crate::journal::{Journal, Stop};
+use crate::metrics::{Metrics, THROTTLE_KIND};
+use crate::routing::Routing;
 use crate::sinks::pusher::PusherSink;
-use crate::sinks::reader::{JournalReader, Stop};
 use crate::sinks::redis::RedisSink;
+use crate::sinks::SinkError;
+use crate::sse;
 use crate::status::{self, StatusContext};
 use crate::throttle::rules::Rules;
 use crate::throttle::ThrottleStage;
 
+/// Why the sidecar could not start (it exits non-zero with this message).
 #[derive(Debug)]
-pub struct ServerError(pub String);
+pub enum ServerError {
+    /// Another sidecar holds the data directory (or the lock failed).
+    Lock(LockError),
+    /// Creating a directory, setting its mode or group.
+    Dir {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// `socket_group` names no group.
+    UnknownGroup(String),
+    /// A name passed to the C library holds a NUL byte.
+    NulInName {
+        what: &'static str,
+        name: String,
+    },
+    /// A running process listens on the socket already.
+    SocketInUse(PathBuf),
+    Listen {
+        at: String,
+        source: io::Error,
+    },
+    Journal {
+        path: PathBuf,
+        source: io::Error,
+    },
+    Cursor {
+        reader: String,
+        source: io::Error,
+    },
+    Sink(SinkError),
+    /// `SCADA_STATUS_ADDR` is not `host:port`.
+    StatusAddr {
+        addr: String,
+        source: std::net::AddrParseError,
+    },
+    /// `SCADA_STATUS_ADDR` is not loopback and `status_allow_remote` is off.
+    StatusNotLoopback(std::net::SocketAddr),
+    /// `SCADA_SSE_ADDR` is not `host:port`.
+    SseAddr {
+        addr: String,
+        source: std::net::AddrParseError,
+    },
+    /// The SSE address is not loopback and `sse.allow_remote` is off.
+    SseNotLoopback(std::net::SocketAddr),
+}
 
 impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Lock(e) => write!(f, "{e}"),
+            Self::Dir { what, path, source } => {
+                write!(f, "cannot {what} {}: {source}", path.display())
+            }
+            Self::UnknownGroup(group) => write!(f, "socket_group {group:?} does not exist"),
+            Self::NulInName { what, name } => write!(f, "invalid {what} {name:?}: it holds a NUL byte"),
+            Self::SocketInUse(path) => write!(
+                f,
+                "another process is already listening on {}; is a sidecar running?",
+                path.display()
+            ),
+            Self::Listen { at, source } => write!(f, "cannot listen on {at}: {source}"),
+            Self::Journal { path, source } => {
+                write!(f, "cannot open the journal in {}: {source}", path.display())
+            }
+            Self::Cursor { reader, source } => {
+                write!(f, "cannot open the cursor of {reader}: {source}")
+            }
+            Self::Sink(e) => write!(f, "{e}"),
+            Self::StatusAddr { addr, source } => write!(f, "SCADA_STATUS_ADDR {addr:?}: {source}"),
+            Self::StatusNotLoopback(addr) => write!(
+                f,
+                "status address {addr} is not loopback; set server.status_allow_remote = true to expose it"
+            ),
+            Self::SseAddr { addr, source } => write!(f, "SCADA_SSE_ADDR {addr:?}: {source}"),
+            Self::SseNotLoopback(addr) => write!(
+                f,
+                "SSE address {addr} is not loopback; set sse.allow_remote = true to expose it"
+            ),
+        }
     }
 }
 
 impl std::error::Error for ServerError {}
 
-fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> ServerError {
-    ServerError(format!("{what}: {e}"))
+fn dir_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ServerError + 'a {
+    move |source| ServerError::Dir {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn make_dir(path: &Path, mode: u32) -> Result<(), ServerError> {
@@ -47,13 +132,13 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), ServerError> {
         .recursive(true)
         .mode(mode)
         .create(path)
-        .map_err(|e| err(format!("cannot create directory {}", path.display()), e))?;
+        .map_err(dir_err("create directory", path))?;
     set_mode(path, mode)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), ServerError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| err(format!("cannot set permissions of {}", path.display()), e))
+        .map_err(dir_err("set permissions of", path))
 }
 
 /// Resolves a group name or number to a gid.
@@ -61,14 +146,15 @@ fn group_id(group: &str) -> Result<libc::gid_t, ServerError> {
     if let Ok(gid) = group.parse::<libc::gid_t>() {
         return Ok(gid);
     }
-    let name = std::ffi::CString::new(group).map_err(|e| err("invalid socket_group", e))?;
+    let name = std::ffi::CString::new(group).map_err(|_| ServerError::NulInName {
+        what: "socket_group",
+        name: group.to_string(),
+    })?;
     // SAFETY: getgrnam reads a NUL-terminated name; the result is checked for null
     // and only its gid field is read before any other call.
     let gr = unsafe { libc::getgrnam(name.as_ptr()) };
     if gr.is_null() {
-        return Err(ServerError(format!(
-            "socket_group {group:?} does not exist"
-        )));
+        return Err(ServerError::UnknownGroup(group.to_string()));
     }
     // SAFETY: checked non-null above.
     Ok(unsafe { (*gr).gr_gid })
@@ -76,13 +162,15 @@ fn group_id(group: &str) -> Result<libc::gid_t, ServerError> {
 
 fn chown_group(path: &Path, gid: libc::gid_t) -> Result<(), ServerError> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| err("path", e))?;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        ServerError::NulInName {
+            what: "path",
+            name: path.display().to_string(),
+        }
+    })?;
     // SAFETY: valid C string; -1 keeps the owner.
     if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {
-        return Err(err(
-            format!("cannot chown {}", path.display()),
-            io::Error::last_os_error(),
-        ));
+        return Err(dir_err("chown", path)(io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -92,16 +180,14 @@ fn chown_group(path: &Path, gid: libc::gid_t) -> Result<(), ServerError> {
 pub fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServerError> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ServerError(format!(
-                "another process is already listening on {}; is a sidecar running?",
-                path.display()
-            )));
+            return Err(ServerError::SocketInUse(path.to_path_buf()));
         }
-        std::fs::remove_file(path)
-            .map_err(|e| err(format!("cannot remove stale socket {}", path.display()), e))?;
+        std::fs::remove_file(path).map_err(dir_err("remove stale socket", path))?;
     }
-    let listener = UnixListener::bind(path)
-        .map_err(|e| err(format!("cannot listen on {}", path.display()), e))?;
+    let listener = UnixListener::bind(path).map_err(|source| ServerError::Listen {
+        at: path.display().to_string(),
+        source,
+    })?;
     set_mode(path, mode)?;
     Ok(listener)
 }
@@ -129,25 +215,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         set_mode(&spool_dir, 0o2770)?;
     }
 
-    // Journal, then the sinks' cursors (a fresh journal starts after the furthest cursor).
-    let cursor_dir = server.data_dir.join("cursors");
-    make_dir(&cursor_dir, 0o750)?;
-    let min_head = std::fs::read_dir(&cursor_dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| crate::journal::cursor::CursorFile::open(&e.path()).ok())
-                .filter_map(|(_, v)| v)
-                .map(|p| p.attempted.max(p.offset))
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0);
+    // One sidecar per data directory: locked before the journal is touched.
+    let owner = format!("socket={}", server.socket.display());
+    let _data_lock = DirLock::acquire(&server.data_dir.join("lock"), &owner, failpoint::LOCK)
+        .map_err(ServerError::Lock)?;
+
+    // The journal, with its readers' cursors (a fresh journal starts after the furthest one).
+    let journal_dir = server.data_dir.join("journal");
     let (journal, recovery) = Journal::open(
-        &server.data_dir.join("journal"),
+        &journal_dir,
+        &server.data_dir.join("cursors"),
         config.journal.clone(),
-        min_head,
     )
-    .map_err(|e| err("cannot open the journal", e))?;
+    .map_err(|source| ServerError::Journal {
+        path: journal_dir.clone(),
+        source,
+    })?;
     if recovery.torn_bytes > 0 {
         warn!(
             bytes = recovery.torn_bytes,
@@ -162,7 +245,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     let remembered = ingest
         .remember_journal()
-        .map_err(|e| err("cannot scan the journal", e))?;
+        .map_err(|source| ServerError::Journal {
+            path: journal_dir.clone(),
+            source,
+        })?;
     info!(
         head = recovery.head,
         undelivered_bytes = recovery.head - recovery.oldest,
@@ -171,49 +257,49 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "journal open"
     );
 
-    // The throttle stage: one window per channel for the whole host.
-    let rules = Arc::new(Rules::new(config.throttle.clone()));
-    let (throttle_stop_tx, throttle_stop_rx) = watch::channel(Stop::No);
-    let throttle_task = {
-        let m = metrics.sink("throttle", "throttle");
-        let reader = JournalReader::open(journal.clone(), &cursor_dir.join("throttle.cursor"), m)
-            .map_err(|e| err("cannot open the throttle cursor", e))?;
-        let stage = ThrottleStage::new(reader, journal.clone(), rules.clone(), random_origin());
-        tokio::spawn(stage.run(throttle_stop_rx))
+    let routing = Routing::new(Arc::new(Rules::new(config.throttle.clone())));
+    let reader = |cursor: &str, name: &str, kind: &'static str| {
+        journal
+            .reader(cursor, metrics.sink(name, kind))
+            .map_err(|source| ServerError::Cursor {
+                reader: name.to_string(),
+                source,
+            })
     };
+
+    // The throttle stage: one window per channel for the whole host.
+    let (throttle_stop_tx, throttle_stop_rx) = watch::channel(Stop::No);
+    let mut throttle = JoinSet::new();
+    {
+        let stage = ThrottleStage::new(
+            reader("throttle", "throttle", THROTTLE_KIND)?,
+            routing.clone(),
+            random_origin(),
+        );
+        throttle.spawn(stage.run(throttle_stop_rx));
+    }
 
     // Sinks.
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut sinks = JoinSet::new();
     let mut destinations = Vec::new();
     if let Some(redis) = &config.redis {
-        let m = metrics.sink("redis", "redis");
-        let reader = JournalReader::open(journal.clone(), &cursor_dir.join("redis.cursor"), m)
-            .map_err(|e| err("cannot open the redis cursor", e))?;
+        let reader = reader("redis", "redis", "redis")?;
         if reader.position() < journal.head() {
             info!(
                 events_bytes = journal.head() - reader.position(),
                 "redis sink resumes with undelivered journal data"
             );
         }
-        let sink = RedisSink::new(redis.clone(), reader, rules.clone()).map_err(ServerError)?;
+        let sink =
+            RedisSink::new(redis.clone(), reader, routing.clone()).map_err(ServerError::Sink)?;
         destinations.push(json!({"name": "redis", "kind": "redis", "target": redis.describe(), "prefix": redis.prefix}));
         sinks.spawn(sink.run(stop_rx.clone()));
     }
     for target in &config.pusher {
-        let m = metrics.sink(&target.name, "pusher");
-        let reader = JournalReader::open(
-            journal.clone(),
-            &cursor_dir.join(format!("pusher-{}.cursor", target.name)),
-            m,
-        )
-        .map_err(|e| {
-            err(
-                format!("cannot open the cursor of pusher target {}", target.name),
-                e,
-            )
-        })?;
-        let sink = PusherSink::new(target.clone(), reader, rules.clone()).map_err(ServerError)?;
+        let reader = reader(&format!("pusher-{}", target.name), &target.name, "pusher")?;
+        let sink =
+            PusherSink::new(target.clone(), reader, routing.clone()).map_err(ServerError::Sink)?;
         destinations.push(json!({"name": target.name, "kind": "pusher", "target": target.base_url(), "app_id": target.app_id, "max_batch_events": target.max_batch_events}));
         sinks.spawn(sink.run(stop_rx.clone()));
     }
@@ -243,49 +329,69 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         shutdown_rx.clone(),
     ));
     if !server.status_addr.is_empty() {
-        let addr: std::net::SocketAddr = server
-            .status_addr
-            .parse()
-            .map_err(|e| err(format!("SCADA_STATUS_ADDR {:?}", server.status_addr), e))?;
+        let addr: std::net::SocketAddr =
+            server
+                .status_addr
+                .parse()
+                .map_err(|source| ServerError::StatusAddr {
+                    addr: server.status_addr.clone(),
+                    source,
+                })?;
         if !addr.ip().is_loopback() && !server.status_allow_remote {
-            return Err(ServerError(format!(
-                "status address {addr} is not loopback; set server.status_allow_remote = true to expose it"
-            )));
+            return Err(ServerError::StatusNotLoopback(addr));
         }
         let tcp = TcpListener::bind(addr)
             .await
-            .map_err(|e| err(format!("cannot listen on {addr}"), e))?;
+            .map_err(|source| ServerError::Listen {
+                at: addr.to_string(),
+                source,
+            })?;
         background.spawn(status::serve(tcp, status_ctx.clone(), shutdown_rx.clone()));
     }
 
-    // Orphaned spool files, dedup pruning and journal clean-up, periodically.
-    {
-        let ingest = ingest.clone();
-        let metrics = metrics.clone();
-        let journal = journal.clone();
-        let spool_dir = spool_dir.clone();
-        let every = Duration::from_millis(server.spool_scan_ms.max(50));
-        let mut shutdown = shutdown_rx.clone();
-        background.spawn(async move {
-            let mut last_prune = Instant::now();
-            loop {
-                let (ingest2, dir) = (ingest.clone(), spool_dir.clone());
-                let _ =
-                    tokio::task::spawn_blocking(move || ingest::spool::drain_dir(&dir, &ingest2))
-                        .await;
-                if last_prune.elapsed() > Duration::from_secs(60) {
-                    ingest.prune();
-                    last_prune = Instant::now();
-                }
-                release_delivered(&journal, &metrics);
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = spool_now.notified() => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        });
+    // The SSE listener for browsers (opt-in): tails the journal from here.
+    if let Some(sse_cfg) = &config.sse {
+        let addr: std::net::SocketAddr =
+            sse_cfg
+                .addr
+                .parse()
+                .map_err(|source| ServerError::SseAddr {
+                    addr: sse_cfg.addr.clone(),
+                    source,
+                })?;
+        if !addr.ip().is_loopback() && !sse_cfg.allow_remote {
+            return Err(ServerError::SseNotLoopback(addr));
+        }
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Listen {
+                at: addr.to_string(),
+                source,
+            })?;
+        let hub = sse::Hub::new(sse_cfg, journal.head(), metrics.clone());
+        let stage = sse::SseStage::new(journal.clone(), routing.clone(), hub.clone());
+        background.spawn(stage.run(shutdown_rx.clone()));
+        let app = sse::server::SseApp::new(
+            sse_cfg.clone(),
+            hub,
+            journal.clone(),
+            routing.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        );
+        info!(addr = %addr, "SSE listener ready");
+        background.spawn(sse::server::serve(tcp, app, shutdown_rx.clone()));
     }
+
+    // Orphaned spool files, loss records, dedup pruning and journal
+    // retention, periodically (blocking work, off the runtime threads).
+    background.spawn(housekeeping(
+        SpoolDrainer::new(&spool_dir, ingest.clone(), &owner),
+        ingest.clone(),
+        Duration::from_millis(server.spool_scan_ms.max(50)),
+        spool_now,
+        shutdown_rx.clone(),
+    ));
 
     info!(socket = %server.socket.display(), spool = %spool_dir.display(), status = %status_path.display(), "scada-sidecar ready");
 
@@ -323,40 +429,108 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .unwrap_or(hard_deadline);
     // Open windows go out first, so the sinks deliver them too.
     let _ = throttle_stop_tx.send(Stop::Drain { deadline });
-    if tokio::time::timeout_at(deadline.into(), throttle_task)
+    if tokio::time::timeout_at(deadline.into(), join_all(&mut throttle))
         .await
         .is_err()
     {
         warn!("the throttle stage did not stop in time; its open windows are recovered from the journal on the next start");
+        throttle.abort_all();
+        join_all(&mut throttle).await;
     }
     let _ = stop_tx.send(Stop::Drain { deadline });
     // A sink stuck in a connection attempt is aborted: what it had not
     // delivered stays journaled, and its replay is counted on the next start.
-    if tokio::time::timeout_at(hard_deadline.into(), async {
-        while sinks.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
+    if tokio::time::timeout_at(hard_deadline.into(), join_all(&mut sinks))
+        .await
+        .is_err()
     {
         warn!("sinks did not stop in time; undelivered events stay journaled for the next start");
         sinks.abort_all();
+        join_all(&mut sinks).await;
     }
-    release_delivered(&journal, &metrics);
-    background.abort_all();
+    join_all(&mut background).await;
+    {
+        let journal = journal.clone();
+        let _ = tokio::task::spawn_blocking(move || journal.release_delivered()).await;
+    }
     let _ = std::fs::remove_file(&status_path);
     let head = journal.head();
+    // Destinations only: the throttle stage's cursor stays before its own
+    // outputs (they are after what it read), and a stage that did not finish
+    // said so above.
     let behind: Vec<String> = metrics
         .sinks()
         .iter()
-        .filter(|s| s.cursor.get() < head)
+        .filter(|s| s.is_destination() && s.cursor.get() < head)
         .map(|s| format!("{} ({} bytes)", s.name, head - s.cursor.get()))
         .collect();
-    if behind.is_empty() {
+    let spooled = std::fs::read_dir(&spool_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.path()
+                        .extension()
+                        .is_some_and(|x| x == scada_core::spool::EXTENSION)
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    if behind.is_empty() && spooled == 0 {
         info!("stopped; everything journaled was delivered");
+    } else if behind.is_empty() {
+        info!(spool_files = spooled, "stopped; everything journaled was delivered; spool files wait for their process or the next start");
     } else {
-        warn!(sinks = %behind.join(", "), "stopped; undelivered events stay journaled for the next start");
+        warn!(sinks = %behind.join(", "), spool_files = spooled, "stopped; undelivered events stay journaled for the next start");
     }
     Ok(())
+}
+
+async fn join_all<T: 'static>(set: &mut JoinSet<T>) {
+    while set.join_next().await.is_some() {}
+}
+
+/// The periodic blocking work: a spool pass (orphaned files, loss records),
+/// dedup pruning, and deleting segments every reader has passed. Runs until
+/// shutdown; a pass in progress finishes first.
+async fn housekeeping(
+    drainer: SpoolDrainer,
+    ingest: Arc<Ingest>,
+    every: Duration,
+    now: Arc<tokio::sync::Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const PRUNE_EVERY: Duration = Duration::from_secs(5);
+    let mut drainer = Some(drainer);
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        let Some(mut d) = drainer.take() else { return };
+        let ingest2 = ingest.clone();
+        let prune = last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+        let joined = tokio::task::spawn_blocking(move || {
+            let pass = d.pass();
+            if prune {
+                ingest2.prune(&pass.spooled_origins);
+            }
+            ingest2.journal.release_delivered();
+            d
+        })
+        .await;
+        match joined {
+            Ok(d) => drainer = Some(d),
+            Err(e) => {
+                error!(error = %e, "the spool drain failed; orphaned spool files wait for the next start");
+                return;
+            }
+        }
+        if prune {
+            last_prune = Some(Instant::now());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = now.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// A random id for the events the sidecar itself produces (throttle output).
@@ -371,15 +545,5 @@ fn random_origin() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
-    }
-}
-
-/// Deletes journal segments every sink has delivered.
-fn release_delivered(journal: &Journal, metrics: &Metrics) {
-    let min = metrics.sinks().iter().map(|s| s.cursor.get()).min();
-    if let Some(min) = min {
-        if let Err(e) = journal.release_before(min) {
-            warn!(error = %e, "cannot delete delivered journal segments");
-        }
     }
 }

@@ -10,10 +10,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::debug;
 
 use crate::journal::Journal;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, THROTTLE_KIND};
 
 pub struct StatusContext {
     pub metrics: Arc<Metrics>,
@@ -52,15 +53,27 @@ impl StatusContext {
             "socket": self.socket,
             "spool_dir": self.spool_dir,
             "destinations": self.destinations,
-            "journal": {
-                "head": head,
-                "oldest": self.journal.oldest(),
-                "disk_bytes": self.journal.disk_bytes(),
-                "segments": self.journal.segment_count(),
-            },
+            "journal": self.journal_status(head),
             "ingest": serde_json::to_value(&self.metrics.ingest).unwrap_or(Value::Null),
             "sinks": sinks,
+            "sse": serde_json::to_value(&self.metrics.sse).unwrap_or(Value::Null),
         })
+    }
+
+    fn journal_status(&self, head: u64) -> Value {
+        let mut j = json!({
+            "head": head,
+            "oldest": self.journal.oldest(),
+            "disk_bytes": self.journal.disk_bytes(),
+            "segments": self.journal.segment_count(),
+        });
+        if let (Some(o), Ok(Value::Object(health))) = (
+            j.as_object_mut(),
+            serde_json::to_value(self.journal.health()),
+        ) {
+            o.extend(health);
+        }
+        j
     }
 
     /// Prometheus text exposition of the same numbers.
@@ -72,6 +85,19 @@ impl StatusContext {
             for (k, v) in ingest {
                 if let Some(n) = num(v) {
                     out.push_str(&format!("scada_ingest_{k} {n}\n"));
+                }
+            }
+        }
+        for (reason, n) in self.metrics.ingest.php_lost_events_by_reason.iter() {
+            out.push_str(&format!(
+                "scada_php_lost_events{{reason=\"{}\"}} {n}\n",
+                reason.as_str()
+            ));
+        }
+        if let Some(sse) = snap["sse"].as_object() {
+            for (k, v) in sse {
+                if let Some(n) = num(v) {
+                    out.push_str(&format!("scada_sse_{k} {n}\n"));
                 }
             }
         }
@@ -167,28 +193,38 @@ impl StatusListener for TcpListener {
     }
 }
 
-/// Answers status requests until shutdown, one task per connection.
+/// How long one status request may take (a client that sends nothing is dropped).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Answers status requests until shutdown, one task per connection (owned:
+/// they end with the listener).
 pub async fn serve<L: StatusListener>(
     listener: L,
     ctx: Arc<StatusContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut requests = JoinSet::new();
     loop {
         tokio::select! {
             r = listener.accept_stream() => match r {
                 Ok(stream) => {
                     let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = respond(stream, &ctx).await {
-                            debug!(error = %e, "status request failed");
+                    requests.spawn(async move {
+                        match tokio::time::timeout(REQUEST_TIMEOUT, respond(stream, &ctx)).await {
+                            Ok(Err(e)) => debug!(error = %e, "status request failed"),
+                            Err(_) => debug!("status request timed out"),
+                            Ok(Ok(())) => {}
                         }
                     });
                 }
                 Err(e) => debug!(error = %e, "status accept failed"),
             },
-            _ = shutdown.changed() => return,
+            Some(_) = requests.join_next(), if !requests.is_empty() => {}
+            _ = shutdown.changed() => break,
         }
     }
+    requests.abort_all();
+    while requests.join_next().await.is_some() {}
 }
 
 /// `scada-sidecar --health`: asks a running sidecar for its status over the
@@ -222,7 +258,7 @@ pub fn probe(socket: &std::path::Path) -> Result<String, String> {
         .as_array()
         .map(|a| {
             a.iter()
-                .filter(|s| s["kind"] != "throttle")
+                .filter(|s| s["kind"] != THROTTLE_KIND)
                 .map(|s| {
                     let up = if s["healthy"].as_u64() == Some(1) {
                         "up"

@@ -122,7 +122,7 @@ async fn it_resumes_from_the_journal_after_a_crash() {
             .await;
     }
     client.wait_ack(200).await;
-    sidecar.abort(); // like kill -9: no graceful shutdown
+    sidecar.abort().await; // like kill -9: no graceful shutdown
     drop(client);
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -245,10 +245,13 @@ async fn orphaned_spool_files_are_drained_once() {
     let s = sidecar.status().await;
     assert_eq!(s["ingest"]["spool_events"], 50);
     assert_eq!(s["ingest"]["spool_torn"], 1);
-    assert!(
-        std::fs::read_dir(&spool).unwrap().next().is_none(),
-        "spool file removed"
-    );
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != scada_sidecar::ingest::spool::LOCK_FILE)
+        .collect();
+    assert!(left.is_empty(), "spool file removed: {left:?}");
     sidecar.stop().await;
 }
 
@@ -258,9 +261,12 @@ async fn a_second_sidecar_refuses_a_socket_in_use_and_stale_sockets_are_replaced
     let dir = temp_dir("hygiene");
     let cfg = config(&dir, redis.port);
     let first = Sidecar::start(cfg.clone()).await;
-    let err = scada_sidecar::run(cfg.clone(), async {}).await.unwrap_err();
-    assert!(err.0.contains("already listening"), "{err}");
-    first.abort();
+    // Another sidecar with its own data directory, on the same socket.
+    let mut other = cfg.clone();
+    other.server.data_dir = dir.join("data-2");
+    let err = scada_sidecar::run(other, async {}).await.unwrap_err();
+    assert!(err.to_string().contains("already listening"), "{err}");
+    first.abort().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The crashed sidecar left its socket file behind; a new one replaces it.
     assert!(cfg.server.socket.exists());

@@ -2,11 +2,10 @@
 
 namespace Scada\Broadcasting\Tests\Stack;
 
-use PHPUnit\Framework\TestCase;
 use Scada\Broadcasting\ScadaBroadcastingService;
 use Scada\Broadcasting\Tests\Support\Process;
 use Scada\Broadcasting\Tests\Support\Processes;
-use Scada\Broadcasting\Tests\Support\Stack;
+use Scada\Broadcasting\Tests\Support\StackTestCase;
 
 /**
  * What a user checks after deploying: PHP with the extension, the sidecar,
@@ -14,37 +13,8 @@ use Scada\Broadcasting\Tests\Support\Stack;
  * (`docker compose run tests`, SCADA_STACK=external) every service is its own
  * container; in `make test` the same stack runs as local processes.
  */
-final class DeployedStackTest extends TestCase
+final class DeployedStackTest extends StackTestCase
 {
-    private static ?Stack $stack = null;
-    private static string $stackDir;
-    private string $dir;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$stackDir = Processes::tempDir('stack');
-        self::$stack = new Stack(self::$stackDir);
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        self::$stack?->stop();
-        self::$stack = null;
-        Processes::removeDir(self::$stackDir);
-    }
-
-    protected function setUp(): void
-    {
-        $this->dir = Processes::tempDir('stack-test');
-    }
-
-    protected function tearDown(): void
-    {
-        if (!$this->hasFailed()) {
-            Processes::removeDir($this->dir);
-        }
-    }
-
     private function service(): ScadaBroadcastingService
     {
         // Configured like the app: by SCADA_SIDECAR_SOCKET (set by compose), or explicitly here.

@@ -25,7 +25,7 @@ abstract class IntegrationTestCase extends TestCase
 
     protected function tearDown(): void
     {
-        if ($this->hasFailed() && $this->sidecar !== null) {
+        if (PhpUnitCompat::failed($this) && $this->sidecar !== null) {
             fwrite(STDERR, "\n--- sidecar log ---\n" . substr($this->sidecar->log(), -4000) . "\n");
         }
         $this->sidecar?->kill();
@@ -35,7 +35,7 @@ abstract class IntegrationTestCase extends TestCase
         $this->redis = null;
         $this->sockudo = null;
         $this->auth = null;
-        if (!$this->hasFailed()) {
+        if (!PhpUnitCompat::failed($this)) {
             Processes::removeDir($this->dir);
         }
     }
@@ -88,7 +88,7 @@ abstract class IntegrationTestCase extends TestCase
     /** The test Laravel app, configured like a real app's .env for the running stack. */
     protected function laravel(array $env = []): TestApp
     {
-        $base = ['BROADCAST_DRIVER' => 'scada', 'QUEUE_CONNECTION' => 'redis'];
+        $base = [TestApp::broadcastEnv() => 'scada', 'QUEUE_CONNECTION' => 'redis'];
         if ($this->sidecar !== null) {
             $base['SCADA_SIDECAR_SOCKET'] = $this->sidecar->socket;
             $base['SCADA_SPOOL_DIR'] = $this->sidecar->spoolDir;

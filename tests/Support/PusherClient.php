@@ -9,19 +9,15 @@ namespace Scada\Broadcasting\Tests\Support;
 final class PusherClient
 {
     private Process $process;
-    private string $file;
-    private int $offset = 0;
-    /** @var list<array> */
-    private array $lines = [];
+    private JsonLinesFile $out;
 
     /** @param list<string> $channels */
     public function __construct(string $dir, int $port, array $channels, ?string $authUrl = null, ?string $userAuthUrl = null, ?string $authHeader = null,
         string $host = '127.0.0.1', string $key = Sockudo::KEY)
     {
-        $this->file = $dir . '/pusher-js-' . bin2hex(random_bytes(4)) . '.jsonl';
-        touch($this->file);
+        $this->out = JsonLinesFile::in($dir, 'pusher-js');
         $cmd = ['node', Processes::root() . '/tests/js/client.js', '--host', $host, '--port', (string)$port,
-            '--key', $key, '--channels', implode(',', $channels), '--out', $this->file];
+            '--key', $key, '--channels', implode(',', $channels), '--out', $this->out->path];
         if ($authUrl !== null) {
             array_push($cmd, '--auth', $authUrl);
         }
@@ -31,42 +27,26 @@ final class PusherClient
         if ($authHeader !== null) {
             array_push($cmd, '--auth-header', $authHeader);
         }
-        $this->process = new Process($cmd, $this->file . '.log', ['NODE_PATH' => Processes::root() . '/tests/js/node_modules']);
+        $this->process = new Process($cmd, $this->out->path . '.log', ['NODE_PATH' => Processes::root() . '/tests/js/node_modules']);
         Processes::waitFor(function () use ($channels) {
-            $this->read();
-            $errors = array_filter($this->lines, fn($l) => isset($l['error']));
+            $errors = $this->out->with('error');
             if ($errors) {
-                throw new \RuntimeException('pusher-js: ' . json_encode(array_values($errors)) . "\n" . $this->process->output());
+                throw new \RuntimeException('pusher-js: ' . json_encode($errors) . "\n" . $this->process->output());
             }
-            return count(array_filter($this->lines, fn($l) => isset($l['subscribed']))) >= count($channels);
+            return count($this->out->with('subscribed')) >= count($channels);
         }, 20, 'pusher-js subscriptions to ' . implode(',', $channels) . "\n" . $this->process->output());
-    }
-
-    private function read(): void
-    {
-        $data = (string)file_get_contents($this->file, false, null, $this->offset);
-        $end = strrpos($data, "\n");
-        if ($end === false) {
-            return;
-        }
-        $this->offset += $end + 1;
-        foreach (explode("\n", substr($data, 0, $end)) as $line) {
-            $this->lines[] = json_decode($line, true);
-        }
     }
 
     /** @return list<array{channel:string,event:string,data:mixed,at_ms:int}> */
     public function events(): array
     {
-        $this->read();
-        return array_values(array_filter($this->lines, fn($l) => isset($l['event'])));
+        return $this->out->with('event');
     }
 
     /** The socket id of the current connection (for exclusion tests). */
     public function socketId(): string
     {
-        $this->read();
-        $ids = array_values(array_filter(array_map(fn($l) => $l['connected'] ?? null, $this->lines)));
+        $ids = array_values(array_filter(array_map(fn($l) => $l['connected'] ?? null, $this->out->lines())));
         return (string)end($ids);
     }
 
@@ -79,8 +59,7 @@ final class PusherClient
     /** Lines about subscriptions (with presence member counts). */
     public function subscriptions(): array
     {
-        $this->read();
-        return array_values(array_filter($this->lines, fn($l) => isset($l['subscribed'])));
+        return $this->out->with('subscribed');
     }
 
     /** Waits until at least $n events arrived. */

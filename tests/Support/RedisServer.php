@@ -2,7 +2,10 @@
 
 namespace Scada\Broadcasting\Tests\Support;
 
-/** A real redis-server on a free loopback port. */
+/**
+ * A real Redis server on a free loopback port: redis-server, or the one
+ * SCADA_REDIS_SERVER names (valkey-server on the sid stack).
+ */
 final class RedisServer
 {
     public readonly int $port;
@@ -17,10 +20,15 @@ final class RedisServer
     public function start(): void
     {
         $this->process = new Process(
-            ['redis-server', '--port', (string)$this->port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+            [self::binary(), '--port', (string)$this->port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
             $this->dir . "/redis-{$this->port}.log"
         );
         Processes::waitFor(fn() => Processes::tcpOpen($this->port), 10, "redis-server on port {$this->port}");
+    }
+
+    public static function binary(): string
+    {
+        return getenv('SCADA_REDIS_SERVER') ?: 'redis-server';
     }
 
     public function stop(): void

@@ -32,7 +32,7 @@ final class Sidecar
             'SCADA_SIDECAR_SOCKET' => $this->socket,
             'SCADA_SPOOL_DIR' => $this->spoolDir,
             'SCADA_DATA_DIR' => $this->dataDir,
-            'SCADA_LOG' => 'info',
+            'SCADA_LOG' => getenv('SCADA_TEST_LOG') ?: 'info',
         ], $this->env);
     }
 
@@ -76,6 +76,13 @@ final class Sidecar
     public function log(): string
     {
         return is_file($this->dir . '/sidecar.log') ? (string)file_get_contents($this->dir . '/sidecar.log') : '';
+    }
+
+    /** The SSE listener's URL for $query (the sidecar runs with SCADA_SSE_ADDR). */
+    public function sseUrl(string $query): string
+    {
+        $addr = $this->env['SCADA_SSE_ADDR'] ?? throw new \LogicException('this sidecar has no SCADA_SSE_ADDR');
+        return "http://$addr/sse?$query";
     }
 
     /** GET /status from the status socket. */

@@ -81,7 +81,7 @@ final class Stack
     /** The test Laravel app configured for this stack, as its .env would. */
     public function laravel(string $dir, array $env = []): TestApp
     {
-        return new TestApp($dir, array_merge($this->env, ['BROADCAST_DRIVER' => 'scada', 'QUEUE_CONNECTION' => 'redis'], $env));
+        return new TestApp($dir, array_merge($this->env, [TestApp::broadcastEnv() => 'scada', 'QUEUE_CONNECTION' => 'redis'], $env));
     }
 
     private static function tcpOpen(string $host, int $port): bool

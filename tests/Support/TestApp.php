@@ -3,9 +3,13 @@
 namespace Scada\Broadcasting\Tests\Support;
 
 /**
- * The test Laravel application (tests/app) driven through real processes:
- * artisan commands, queue workers, and `php -S` serving /broadcasting/auth.
- * It is configured by environment variables, as a real app is by .env.
+ * The test Laravel application driven through real processes: artisan
+ * commands, queue workers, and `php -S` serving /broadcasting/auth. It is
+ * configured by environment variables, as a real app is by .env. Which app
+ * follows the installed Laravel's skeleton generation: tests/app (the 8/10
+ * layout: Kernels, BroadcastServiceProvider, BROADCAST_DRIVER) or
+ * tests/app-11 (Laravel 11+: bootstrap/app.php with withRouting(channels:),
+ * BROADCAST_CONNECTION).
  */
 final class TestApp
 {
@@ -26,7 +30,24 @@ final class TestApp
 
     public static function root(): string
     {
-        return Processes::root() . '/tests/app';
+        return Processes::root() . (self::elevenPlus() ? '/tests/app-11' : '/tests/app');
+    }
+
+    /** Laravel 11+ (the application-builder skeleton)? */
+    public static function elevenPlus(): bool
+    {
+        return version_compare(self::laravelVersion(), '11.0', '>=');
+    }
+
+    public static function laravelVersion(): string
+    {
+        return \Illuminate\Foundation\Application::VERSION;
+    }
+
+    /** The .env name of the default broadcasting connection for this Laravel version. */
+    public static function broadcastEnv(): string
+    {
+        return self::elevenPlus() ? 'BROADCAST_CONNECTION' : 'BROADCAST_DRIVER';
     }
 
     public function env(array $extra = []): array
@@ -94,14 +115,48 @@ final class TestApp
     /** POSTs a form; returns [status, body]. */
     public static function post(string $url, array $form, array $headers = []): array
     {
-        $h = "Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n";
+        [$status, , $body] = self::request('POST', $url, $form, $headers);
+
+        return [$status, $body];
+    }
+
+    /**
+     * An HTTP request with a form body (POST) or query (GET); returns
+     * [status, content type, body] exactly as received.
+     */
+    public static function request(string $method, string $url, array $form = [], array $headers = []): array
+    {
+        return array_slice(self::requestWithHeaders($method, $url, $form, $headers), 0, 3);
+    }
+
+    /** request()'s answer and the response headers: [status, content type, body, lower-case name => list of values]. */
+    public static function requestWithHeaders(string $method, string $url, array $form = [], array $headers = []): array
+    {
+        $h = "Accept: application/json\r\n";
+        if ($method === 'POST') {
+            $h .= "Content-Type: application/x-www-form-urlencoded\r\n";
+        } elseif ($form) {
+            $url .= '?' . http_build_query($form);
+        }
         foreach ($headers as $k => $v) {
             $h .= "$k: $v\r\n";
         }
-        $ctx = stream_context_create(['http' => ['method' => 'POST', 'ignore_errors' => true, 'header' => $h, 'content' => http_build_query($form), 'timeout' => 10]]);
-        $body = file_get_contents($url, false, $ctx);
+        $http = ['method' => $method, 'ignore_errors' => true, 'header' => $h, 'timeout' => 10];
+        if ($method === 'POST') {
+            $http['content'] = http_build_query($form);
+        }
+        $body = file_get_contents($url, false, stream_context_create(['http' => $http]));
         preg_match('{HTTP/\S+ (\d+)}', $http_response_header[0] ?? '', $m);
+        $type = '';
+        $headers = []; // lower-case name => list of values (Set-Cookie comes several times)
+        foreach (array_slice($http_response_header ?? [], 1) as $line) {
+            [$name, $value] = array_pad(explode(':', $line, 2), 2, '');
+            $headers[strtolower(trim($name))][] = trim($value);
+            if (stripos($line, 'Content-Type:') === 0) {
+                $type = trim(substr($line, 13));
+            }
+        }
 
-        return [(int) ($m[1] ?? 0), (string) $body];
+        return [(int) ($m[1] ?? 0), $type, (string) $body, $headers];
     }
 }

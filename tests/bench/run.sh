@@ -11,6 +11,22 @@ N="${BENCH_EVENTS:-200000}"
 PN="${BENCH_PUSHER_EVENTS:-50000}"
 WORK="$(mktemp -d /tmp/scada-bench.XXXXXX)"
 export NODE_PATH="$ROOT/tests/js/node_modules"
+# The PHP 8.4 hand-off: in the trixie test image, host networking, a sidecar
+# of its own delivering to this run's redis-server on 6379. The image is
+# rebuilt from this checkout every time (docker/test.sh --build-only: cargo
+# and the image layers are incremental, seconds when nothing changed), so the
+# figures are never an older build's; a failed build gives no 8.4 figure.
+php84_handoff() { # N
+  local image=scada-broadcast/tests:trixie P=(podman --runtime runc --cgroup-manager cgroupfs)
+  echo "   (docker/test.sh --stack trixie --build-only)"
+  "$ROOT/docker/test.sh" --stack trixie --build-only >"$WORK/build-trixie.log" 2>&1 || { tail -20 "$WORK/build-trixie.log"; return 1; }
+  "${P[@]}" run --rm --network=host --ulimit "nofile=$(ulimit -n):$(ulimit -Hn)" --ulimit nproc=8192:8192 "$image" sh -c '
+    export SCADA_SIDECAR_SOCKET=/tmp/bench/run/sidecar.sock SCADA_SPOOL_DIR=/tmp/bench/run/spool
+    REDIS_HOST=127.0.0.1 REDIS_PORT=6379 SCADA_DATA_DIR=/tmp/bench/data SCADA_LOG=warn scada-sidecar >/tmp/sidecar.log 2>&1 &
+    for _ in $(seq 1 300); do [ -S "$SCADA_SIDECAR_SOCKET" ] && break; sleep 0.05; done
+    printf "PHP %s: " "$(php -r "echo PHP_VERSION;")"
+    php tests/bench/handoff.php "$1"' sh "$1" 2> >(grep -v 'systemd' >&2)
+}
 have_anchors() { [ -f "$ANCHORS/bench_laravel.php" ] || { echo "   (anchors not found at $ANCHORS; set ANCHORS=...)"; return 1; }; }
 
 echo "== scada-broadcast benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, PHP $(php -r 'echo PHP_VERSION;'), $(redis-server --version | awk '{print $3}'))"
@@ -23,7 +39,15 @@ export SCADA_SIDECAR_SOCKET="$WORK/redis/run/sidecar.sock" SCADA_SPOOL_DIR="$WOR
 STATUS="$WORK/redis/run/status.sock"
 echo
 echo "-- hand-off cost (broadcastData, 6-key sample, sidecar running)"
+printf 'PHP %s: ' "$(php -r 'echo PHP_VERSION;')"
 php -d extension="$EXT" "$ROOT/tests/bench/handoff.php" "$N"
+echo
+echo "-- hand-off cost on PHP 8.4, same run (Debian trixie's PHP in scada-broadcast/tests:trixie, its own build of the extension, its own sidecar to the same redis-server)"
+php84_handoff "$N" || { BENCH_FAILED=1; echo "   the PHP 8.4 hand-off could not be measured (see above)"; }
+echo
+echo "-- drop_oldest with nowhere to go (no sidecar, unwritable spool): every call evicts one older frame"
+php -n -d extension="$EXT" "$ROOT/ext/tests/bench/evict.php"
+php -n -d extension="$EXT" "$ROOT/ext/tests/bench/evict.php" 65536
 echo
 echo "-- end-to-end to Redis (PUBLISH acknowledged), Laravel format"
 php "$ROOT/tests/bench/throughput.php" "$STATUS" "$EXT" 1 "$N" redis 2>/dev/null || true
@@ -65,3 +89,4 @@ for B in 10 100; do
   stop_sidecar
 done
 rm -rf "$WORK"
+exit "${BENCH_FAILED:-0}"

@@ -22,11 +22,14 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(
   php8.2-cli php8.2-dev php8.2-curl php8.2-mbstring php8.2-xml
+  php8.2-fpm libfcgi-bin
   libclang-dev clang pkg-config
   phpunit php-laravel-framework php-redis php-predis php-mockery
   redis-server redis-tools
   protobuf-compiler libprotobuf-dev
   curl ca-certificates
+  valgrind
+  chromium
 )
 
 # Containers without a Docker engine: podman (runc runtime) and debootstrap
@@ -54,6 +57,17 @@ fi
 if [ ! -d tests/js/node_modules/pusher-js ]; then
   echo "install-deps: npm install (tests/js)"
   (cd tests/js && npm install --no-audit --no-fund --silent)
+fi
+# laravel-echo and the eventsource polyfill for the Echo SSE connector's node tests (make js-test).
+if [ ! -d tests/js/echo-sse/node_modules/laravel-echo-1 ]; then
+  echo "install-deps: npm ci (tests/js/echo-sse)"
+  (cd tests/js/echo-sse && npm ci --no-audit --no-fund --silent)
+fi
+
+# puppeteer-core (the dashboard's browser tests, with Debian's chromium) and the dashboard's npm assets.
+if [ ! -d tests/js/dashboard/node_modules/puppeteer-core ]; then
+  echo "install-deps: npm ci (tests/js/dashboard)"
+  (cd tests/js/dashboard && npm ci --no-audit --no-fund --silent)
 fi
 
 # Sockudo: a real Pusher-protocol server. Built once, cached in ~/.cargo/bin.

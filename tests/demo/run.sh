@@ -1,44 +1,63 @@
 #!/usr/bin/env bash
-# make demo: the main job, live on this machine.
-# redis-server + Sockudo (Pusher protocol) + scada-sidecar + PHP producers
-# (the extension) + a Redis subscriber + a pusher-js browser client; a line per
-# second shows produced, journaled, delivered and received counts, rates and
-# latency; it ends by checking that nothing was lost on either path.
-#   DEMO_PRODUCERS=2 DEMO_RATE=20000 DEMO_SECONDS=15 make demo
+# make demo: the live SCADA dashboard. A simulated plant (tests/demo/plant.php:
+# 36 tags, a few alarms) sends through the extension to the sidecar, which
+# streams the aggregation windows over SSE and serves the page itself at
+# /dashboard/. Runs on SSE at once; when Sockudo is installed
+# (tests/bin/install-deps.sh builds it, ~8 minutes once) the same stream also
+# goes to Sockudo and a second URL shows the page over pusher-js.
+#   DEMO_RATE=3000 DEMO_PORT=8090 DEMO_SECONDS=0 make demo   (0: until Ctrl-C)
 set -euo pipefail
 source "$(dirname "$0")/../bin/stack.sh"
-PRODUCERS="${DEMO_PRODUCERS:-2}"
-RATE="${DEMO_RATE:-20000}"
-SECONDS_RUN="${DEMO_SECONDS:-15}"
+RATE="${DEMO_RATE:-3000}"
+RUN_SECONDS="${DEMO_SECONDS:-0}"
+PORT="${DEMO_PORT:-8090}"
+if port_open "$PORT"; then
+  [ -n "${DEMO_PORT:-}" ] && { echo "port $PORT is in use: pick another DEMO_PORT" >&2; exit 1; }
+  PORT="$(free_port)"
+fi
 WORK="$(mktemp -d /tmp/scada-demo.XXXXXX)"
-REDIS_PORT="$(free_port)"
-SOCKUDO_PORT="$(free_port)"
-export NODE_PATH="$ROOT/tests/js/node_modules"
+SOCKUDO="${SOCKUDO_BIN:-$(command -v sockudo || echo "$HOME/.cargo/bin/sockudo")}"
+CHANNELS="plant-live,alarms-plant"
 
-echo "scada-broadcast demo: $PRODUCERS PHP producers x $RATE samples/s for ${SECONDS_RUN}s"
-echo "work dir: $WORK (logs: sidecar.log, redis.log)"
-start_redis "$REDIS_PORT" "$WORK"
-start_sockudo "$SOCKUDO_PORT" "$WORK"
-REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT" \
-PUSHER_APP_ID=scada-app PUSHER_APP_KEY=scada-key PUSHER_APP_SECRET=scada-secret \
-PUSHER_HOST=127.0.0.1 PUSHER_PORT="$SOCKUDO_PORT" PUSHER_SCHEME=http SCADA_PUSHER_MAX_BATCH=100 \
-  start_sidecar "$WORK"
-echo "redis-server on 127.0.0.1:$REDIS_PORT; Sockudo on 127.0.0.1:$SOCKUDO_PORT; sidecar on $WORK/run/sidecar.sock"
-export SCADA_SIDECAR_SOCKET="$WORK/run/sidecar.sock" SCADA_SPOOL_DIR="$WORK/run/spool"
+sidecar_env=(SCADA_REDIS_ENABLED=false SCADA_SSE_ADDR="127.0.0.1:$PORT")
+if [ -x "$SOCKUDO" ]; then
+  SOCKUDO_PORT="$(free_port)"
+  start_sockudo "$SOCKUDO_PORT" "$WORK"
+  sidecar_env+=(PUSHER_APP_ID=scada-app PUSHER_APP_KEY=scada-key PUSHER_APP_SECRET=scada-secret
+    PUSHER_HOST=127.0.0.1 PUSHER_PORT="$SOCKUDO_PORT" PUSHER_SCHEME=http
+    SCADA_DASHBOARD_CONNECT="ws://127.0.0.1:$SOCKUDO_PORT,http://127.0.0.1:$SOCKUDO_PORT")
+fi
+export "${sidecar_env[@]}"
+start_sidecar "$WORK"
+wait_for 10 "the SSE listener on port $PORT" port_open "$PORT"
 
-php "$ROOT/tests/bin/subscribe.php" "$REDIS_PORT" 'laravel_database_*' "$WORK/subscriber.json" --stats &
-PIDS+=($!)
-wait_for 10 "the subscriber" grep -q ready "$WORK/subscriber.json" 2>/dev/null
-node "$ROOT/tests/js/client.js" --port "$SOCKUDO_PORT" --key scada-key --channels scada-realtime --stats "$WORK/pusher-js.json" &
-PIDS+=($!)
-wait_for 20 "the pusher-js client" grep -q '"ready":true' "$WORK/pusher-js.json" 2>/dev/null
+SCADA_SIDECAR_SOCKET="$WORK/run/sidecar.sock" SCADA_SPOOL_DIR="$WORK/run/spool" \
+  php -d extension="$EXT" "$ROOT/tests/demo/plant.php" --rate="$RATE" --seconds="$RUN_SECONDS" \
+  >"$WORK/plant.json" 2>"$WORK/plant.log" &
+PLANT=$!
+PIDS+=($PLANT)
 
-for p in $(seq 1 "$PRODUCERS"); do
-  php -d extension="$EXT" "$ROOT/tests/demo/producer.php" "$RATE" "$SECONDS_RUN" "$WORK/producer-$p.json" &
-  PIDS+=($!)
-done
-php "$ROOT/tests/demo/monitor.php" "$WORK/run/status.sock" "$WORK" "$PRODUCERS" "$((SECONDS_RUN + 60))"
-status=$?
+url="http://127.0.0.1:$PORT/dashboard/?channels=$CHANNELS"
 echo
-echo "sidecar status: $(curl -s --unix-socket "$WORK/run/status.sock" http://localhost/status | head -c 600)..."
-exit $status
+echo "scada-broadcast demo: plant.php at $RATE samples/s -> extension -> sidecar -> browsers (logs: $WORK)"
+echo
+echo "  open the dashboard (SSE):  $url"
+if [ -x "$SOCKUDO" ]; then
+  echo "  over pusher-js (Sockudo):  http://127.0.0.1:$PORT/dashboard/?mode=pusher&key=scada-key&host=127.0.0.1&port=$SOCKUDO_PORT&channels=$CHANNELS"
+else
+  echo "  (Sockudo is not installed: tests/bin/install-deps.sh builds it; then this demo also shows the pusher-js path)"
+fi
+echo "  on a remote machine:       ssh -L $PORT:127.0.0.1:$PORT $(id -un)@$(hostname -f 2>/dev/null || hostname)  then open the URL locally"
+echo
+echo "Ctrl-C stops everything."
+status() { curl -s --max-time 2 --unix-socket "$WORK/run/status.sock" http://localhost/status \
+  | php -r '$s=json_decode(stream_get_contents(STDIN),true); if(!$s){exit;} $e=$s["sse"]??[];
+      printf("  journaled %d events; SSE: %d browser(s) connected, %d events sent\n",
+        $s["ingest"]["events"]??0, $e["clients_connected"]??0, $e["events_sent"]??0);' || true; }
+while kill -0 "$PLANT" 2>/dev/null; do
+  sleep 10
+  kill -0 "$PLANT" 2>/dev/null && status
+done
+wait "$PLANT" || true
+echo "plant.php: $(cat "$WORK/plant.json")"
+status

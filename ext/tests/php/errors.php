@@ -37,6 +37,11 @@ $cases = [
     'agg throttle 0' => [fn() => $s->broadcastAggregatedData(['v' => 1], 'c', 0), InvalidBroadcastException::class, 'between 1 and 60000'],
     'agg throttle hi'=> [fn() => $s->broadcastAggregatedData(['v' => 1], 'c', 60001), InvalidBroadcastException::class, 'got 60001'],
     'agg channel'    => [fn() => $s->broadcastAggregatedData(['v' => 1], 'bad channel'), InvalidBroadcastException::class, 'not a valid channel name'],
+    'channel int'    => [fn() => $s->broadcastData(1, 123), TypeError::class, 'Argument #2 ($channel) must be of type string, int given'],
+    'event int'      => [fn() => $s->broadcast('c', 5), TypeError::class, 'Argument #2 ($event) must be of type string, int given'],
+    'throttle string'=> [fn() => $s->broadcastAggregatedData(['v' => 1], 'c', '100'), TypeError::class, 'Argument #3 ($throttleMs) must be of type int, string given'],
+    'new exception'  => [fn() => new Scada\Broadcasting\BroadcastException('x'), Error::class, 'Call to private Scada\Broadcasting\BroadcastException::__construct()'],
+    'new invalid'    => [fn() => new InvalidBroadcastException('x'), Error::class, 'Call to private Scada\Broadcasting\InvalidBroadcastException::__construct()'],
     'unknown option' => [fn() => new S(['sokcet' => 'x']), InvalidBroadcastException::class, "unknown option 'sokcet'"],
     'option type'    => [fn() => new S(['max_payload_bytes' => 'big']), InvalidBroadcastException::class, "option 'max_payload_bytes' must be an integer"],
     'overflow value' => [fn() => new S(['overflow' => 'maybe']), InvalidBroadcastException::class, "'reject' or 'drop_oldest'"],
@@ -56,8 +61,19 @@ assert(is_subclass_of(InvalidBroadcastException::class, InvalidArgumentException
 assert($s->broadcastBatchData([['channel' => 'a', 'value' => ' 4.5e1 '], ['channel' => 7, 'value' => '-3']]));
 $small = new S(['max_payload_bytes' => 100]);
 try { $small->broadcastData(str_repeat('y', 200)); exit(1); } catch (InvalidBroadcastException $e) { assert(str_contains($e->getMessage(), 'over the 100 byte limit')); }
+// What reflection (and so the stubs) declares is what the calls accept: `?T $x = null` takes null as "not given".
+$param = fn(string $m, int $i) => (new ReflectionMethod(S::class, $m))->getParameters()[$i];
+foreach ([['broadcastData', 1, '?string'], ['broadcastAggregatedData', 0, 'array'], ['broadcastAggregatedData', 2, '?int'],
+          ['broadcast', 1, 'string'], ['broadcast', 2, '?array'], ['broadcast', 3, '?string']] as [$m, $i, $type]) {
+    assert((string)$param($m, $i)->getType() === $type, "$m #$i: " . $param($m, $i)->getType());
+}
+assert(!(new ReflectionMethod(Scada\Broadcasting\BroadcastException::class, '__construct'))->isPublic());
+assert($s->broadcastData(1, null));
+assert($s->broadcastBatchData([['channel' => 'a', 'value' => 1]], null));
+assert($s->broadcastAggregatedData(['v' => 1], null, null));
+assert($s->broadcast('c', 'e', null, null));
 // Refused calls are counted; accepted ones too.
 $st = $s->stats();
 assert($st['invalid'] >= 28, "invalid={$st['invalid']}");
-assert($st['accepted'] === 1);
+assert($st['accepted'] === 5, "accepted={$st['accepted']}"); // aggregated samples go their own way
 echo "OK\n";

@@ -46,6 +46,10 @@ class StatusCommand extends Command
         ));
         $j = $status['journal'];
         $this->line(sprintf('Journal: %d segment(s), %s on disk, head at %d', $j['segments'], self::bytes($j['disk_bytes']), $j['head']));
+        if (($j['writable'] ?? 1) !== 1 || ($j['corrupt_frames'] ?? 0) > 0 || ($in['php_lost_events'] ?? 0) > 0) {
+            $this->warn(sprintf('Durability: journal %s, %d damaged frames skipped (%d bytes), %d events lost by PHP processes (loss records)',
+                ($j['writable'] ?? 1) === 1 ? 'writable' : 'NOT WRITABLE (ingest paused)', $j['corrupt_frames'] ?? 0, $j['corrupt_bytes'] ?? 0, $in['php_lost_events'] ?? 0));
+        }
         $targets = [];
         foreach ($status['destinations'] as $d) {
             $targets[$d['name']] = $d;

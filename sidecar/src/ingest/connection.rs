@@ -11,7 +11,8 @@ use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::Ingest;
+use super::{AcceptError, Ingest};
+use crate::failpoint;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -42,9 +43,11 @@ pub async fn serve(
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut stream, &mut buf)).await {
         Ok(Ok((origin, pid, client))) => {
             debug!(origin = %format_args!("{origin:016x}"), pid, client, "client connected");
+            ingest.connected(origin);
             if let Err(e) = pump(&mut stream, &mut buf, &ingest, &mut shutdown).await {
                 debug!(pid, error = %e, "client connection ended");
             }
+            ingest.disconnected(origin);
         }
         // Connected and closed without a byte: a liveness probe, not an error.
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && buf.is_empty() => {
@@ -97,18 +100,58 @@ async fn handshake(
     }
 }
 
+/// Offers the frames in `buf` to ingest: on Ok the processed bytes are
+/// removed from `buf`, on Err it is left as it was.
+async fn offer(ingest: &Arc<Ingest>, buf: &mut BytesMut) -> Result<super::Accepted, AcceptError> {
+    if !ingest.journal.waits_for_disk() {
+        let accepted = ingest.accept(buf)?;
+        buf.advance(accepted.consumed);
+        return Ok(accepted);
+    }
+    // The append waits for the disk: off the runtime, with the bytes.
+    let chunk = buf.split().freeze();
+    let result = ingest.accept_async(chunk.clone()).await;
+    let keep = result.as_ref().map_or(0, |a| a.consumed);
+    buf.extend_from_slice(&chunk[keep..]);
+    result
+}
+
+/// Retry delays while the journal cannot take a chunk.
+const PAUSE_MIN: Duration = Duration::from_millis(20);
+const PAUSE_MAX: Duration = Duration::from_secs(2);
+
 async fn pump(
     stream: &mut UnixStream,
     buf: &mut BytesMut,
-    ingest: &Ingest,
+    ingest: &Arc<Ingest>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut frames_total: u64 = 0;
     let mut ack = Vec::with_capacity(32);
+    let mut pause = PAUSE_MIN;
     loop {
         if !buf.is_empty() {
-            let accepted = ingest.accept(buf)?;
-            buf.advance(accepted.consumed);
+            // The chunk is offered until the journal takes it; nothing more
+            // is read meanwhile, so the client's unacknowledged budget fills
+            // and it spools (or refuses, by its overflow policy) on its side.
+            let accepted = match offer(ingest, buf).await {
+                Ok(a) => {
+                    pause = PAUSE_MIN;
+                    a
+                }
+                Err(AcceptError::Journal(e)) => {
+                    if pause == PAUSE_MIN {
+                        ingest.metrics.ingest.journal_pauses.inc();
+                    }
+                    debug!(error = %e, retry_in = ?pause, "journal cannot take this chunk; not acknowledged, retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                    pause = (pause * 2).min(PAUSE_MAX);
+                    continue;
+                }
+            };
             if accepted.frames > 0 {
                 frames_total += accepted.frames;
                 ack.clear();
@@ -118,6 +161,8 @@ async fn pump(
                 }
                 .encode(&mut ack)
                 .map_err(std::io::Error::other)?;
+                // A lost ack costs a resend, which is dropped as a duplicate.
+                failpoint::io(failpoint::ACK_WRITE)?;
                 stream.write_all(&ack).await?;
             }
             if let Some(e) = accepted.error {

@@ -4,22 +4,52 @@
 //!
 //! Ids of one origin (a PHP process generation) are counters, so the set is
 //! kept as sorted disjoint ranges: in practice one range per origin.
+//!
+//! # Bounded
+//! * Gaps (ids that never arrive: events a full buffer evicted, or calls
+//!   refused after their id was taken) would each add a range. An origin
+//!   keeps at most [`MAX_RANGES`]; beyond that its oldest gap is closed. A
+//!   process sends its events in order (the writer replays its spool before
+//!   anything newer), so an id far below its newest never arrives late.
+//! * An origin is forgotten once it has no connection and no spool file
+//!   (it can no longer resend anything) and has been idle for `idle`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use scada_core::EventId;
 
-#[derive(Debug, Default)]
+/// Ranges kept per origin; the oldest gaps are closed beyond it.
+pub const MAX_RANGES: usize = 64;
+
+#[derive(Debug)]
 struct Ranges {
     /// Sorted, disjoint, non-adjacent inclusive ranges.
     ranges: Vec<(u64, u64)>,
-    last_seen: Option<Instant>,
+    last_seen: Instant,
 }
 
 impl Ranges {
-    /// Inserts `seq`; false if it was already present.
-    fn insert(&mut self, seq: u64) -> bool {
+    fn new(now: Instant) -> Self {
+        Self {
+            ranges: Vec::new(),
+            last_seen: now,
+        }
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        if let Some(last) = self.ranges.last() {
+            if seq > last.1 {
+                return false;
+            }
+        }
+        let i = self.ranges.partition_point(|r| r.1 < seq);
+        self.ranges.get(i).is_some_and(|r| r.0 <= seq)
+    }
+
+    /// Inserts `seq`; false if it was already present. Returns the gaps it
+    /// had to close to stay within [`MAX_RANGES`] through `closed`.
+    fn insert(&mut self, seq: u64, closed: &mut u64) -> bool {
         // Fast path: the next id of the newest range.
         if let Some(last) = self.ranges.last_mut() {
             if seq == last.1.wrapping_add(1) {
@@ -47,6 +77,12 @@ impl Ranges {
             (false, true) => self.ranges[i].0 = seq,
             (false, false) => self.ranges.insert(i, (seq, seq)),
         }
+        if self.ranges.len() > MAX_RANGES {
+            // Close the oldest gap: ids in it are taken as seen.
+            self.ranges[0].1 = self.ranges[1].1;
+            self.ranges.remove(1);
+            *closed += 1;
+        }
         true
     }
 }
@@ -56,6 +92,8 @@ pub struct Dedup {
     origins: HashMap<u64, Ranges>,
     idle: Duration,
     max_origins: usize,
+    /// Gaps closed to keep the state bounded (for the status).
+    pub gaps_closed: u64,
 }
 
 impl Dedup {
@@ -64,27 +102,43 @@ impl Dedup {
             origins: HashMap::new(),
             idle,
             max_origins,
+            gaps_closed: 0,
         }
     }
 
-    /// True the first time an id is seen.
-    pub fn first_time(&mut self, id: EventId, now: Instant) -> bool {
-        let r = self.origins.entry(id.origin).or_default();
-        r.last_seen = Some(now);
-        r.insert(id.seq)
+    /// True when `id` was journaled before.
+    pub fn seen(&self, id: EventId) -> bool {
+        self.origins
+            .get(&id.origin)
+            .is_some_and(|r| r.contains(id.seq))
     }
 
-    /// Forgets origins idle for longer than the configured time, and the
-    /// least recently seen ones beyond the size limit.
-    pub fn prune(&mut self, now: Instant) {
+    /// Records that `id` is journaled; false if it already was.
+    pub fn insert(&mut self, id: EventId, now: Instant) -> bool {
+        let r = self
+            .origins
+            .entry(id.origin)
+            .or_insert_with(|| Ranges::new(now));
+        r.last_seen = now;
+        r.insert(id.seq, &mut self.gaps_closed)
+    }
+
+    /// Forgets origins that can send nothing more (not in `live`: no
+    /// connection, no spool file) and were idle for the configured time, and
+    /// the least recently seen ones beyond the size limit.
+    pub fn prune(&mut self, now: Instant, live: &HashSet<u64>) {
         let idle = self.idle;
-        self.origins
-            .retain(|_, r| r.last_seen.is_some_and(|t| now.duration_since(t) < idle));
+        self.origins.retain(|origin, r| {
+            if live.contains(origin) {
+                r.last_seen = now;
+            }
+            now.duration_since(r.last_seen) < idle
+        });
         if self.origins.len() > self.max_origins {
             let mut by_age: Vec<(u64, Instant)> = self
                 .origins
                 .iter()
-                .map(|(&o, r)| (o, r.last_seen.unwrap_or(now)))
+                .map(|(&o, r)| (o, r.last_seen))
                 .collect();
             by_age.sort_by_key(|(_, t)| *t);
             let excess = self.origins.len() - self.max_origins;
@@ -96,6 +150,11 @@ impl Dedup {
 
     pub fn origins(&self) -> usize {
         self.origins.len()
+    }
+
+    /// Ranges held across all origins (what the memory grows with).
+    pub fn ranges(&self) -> usize {
+        self.origins.values().map(|r| r.ranges.len()).sum()
     }
 }
 
@@ -112,16 +171,18 @@ mod tests {
         let mut d = Dedup::new(Duration::from_secs(60), 100);
         let now = Instant::now();
         for seq in [1, 2, 3, 10, 12, 11, 5, 4] {
-            assert!(d.first_time(id(1, seq), now), "{seq}");
+            assert!(!d.seen(id(1, seq)));
+            assert!(d.insert(id(1, seq), now), "{seq}");
         }
         for seq in [1, 3, 4, 10, 11, 12] {
-            assert!(!d.first_time(id(1, seq), now), "{seq}");
+            assert!(d.seen(id(1, seq)));
+            assert!(!d.insert(id(1, seq), now), "{seq}");
         }
-        assert!(d.first_time(id(2, 1), now));
+        assert!(d.insert(id(2, 1), now));
         assert_eq!(d.origins[&1].ranges, vec![(1, 5), (10, 12)]);
-        assert!(d.first_time(id(1, 6), now));
+        assert!(d.insert(id(1, 6), now));
         for seq in 7..=9 {
-            assert!(d.first_time(id(1, seq), now));
+            assert!(d.insert(id(1, seq), now));
         }
         assert_eq!(d.origins[&1].ranges, vec![(1, 12)]);
     }
@@ -135,21 +196,32 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
+        let mut closed = 0;
         for round in 0..200 {
-            let mut r = Ranges::default();
+            let mut r = Ranges::new(Instant::now());
             let mut set = std::collections::HashSet::new();
-            // Mostly ascending with gaps, replays and out-of-order bursts.
+            // Mostly ascending with gaps, replays and out-of-order bursts,
+            // few enough gaps to stay under the cap.
             let mut base = 1u64;
-            for _ in 0..2000 {
+            for _ in 0..200 {
                 let seq = match next() % 10 {
-                    0..=5 => {
-                        base += 1 + next() % 3;
+                    0..=6 => {
+                        base += 1 + u64::from(next() % 8 == 0);
                         base
                     }
-                    6..=7 => base.saturating_sub(next() % 50).max(1),
+                    7..=8 => base.saturating_sub(next() % 50).max(1),
                     _ => 1 + next() % (base + 20),
                 };
-                assert_eq!(r.insert(seq), set.insert(seq), "round {round} seq {seq}");
+                assert_eq!(
+                    r.contains(seq),
+                    set.contains(&seq),
+                    "round {round} seq {seq}"
+                );
+                assert_eq!(
+                    r.insert(seq, &mut closed),
+                    set.insert(seq),
+                    "round {round} seq {seq}"
+                );
             }
             for w in r.ranges.windows(2) {
                 assert!(
@@ -158,19 +230,43 @@ mod tests {
                 );
             }
         }
+        assert_eq!(closed, 0);
     }
 
     #[test]
-    fn prunes_idle_and_excess_origins() {
+    fn a_long_run_of_gaps_keeps_the_state_flat() {
+        // Every second id never arrives (a refused call took it): before the
+        // cap, every one of them added a range, ~16 bytes each, forever.
+        let mut d = Dedup::new(Duration::from_secs(60), 100);
+        let now = Instant::now();
+        for seq in (1..2_000_000u64).step_by(2) {
+            assert!(d.insert(id(7, seq), now));
+        }
+        assert_eq!(d.ranges(), MAX_RANGES);
+        assert!(d.gaps_closed > 900_000);
+        // Recent ids are still exact: repeats dropped, the newest gaps open.
+        assert!(d.seen(id(7, 1_999_999)));
+        assert!(!d.seen(id(7, 1_999_998)));
+        assert!(!d.insert(id(7, 1_999_997), now));
+        assert!(d.insert(id(7, 2_000_001), now));
+    }
+
+    #[test]
+    fn origins_that_can_send_nothing_more_expire_live_ones_stay() {
         let mut d = Dedup::new(Duration::from_secs(10), 2);
         let t0 = Instant::now();
-        d.first_time(id(1, 1), t0);
-        d.first_time(id(2, 1), t0 + Duration::from_secs(5));
-        d.first_time(id(3, 1), t0 + Duration::from_secs(6));
-        d.prune(t0 + Duration::from_secs(7));
+        d.insert(id(1, 1), t0);
+        d.insert(id(2, 1), t0 + Duration::from_secs(5));
+        d.insert(id(3, 1), t0 + Duration::from_secs(6));
+        d.prune(t0 + Duration::from_secs(7), &HashSet::new());
         assert_eq!(d.origins(), 2);
         assert!(!d.origins.contains_key(&1));
-        d.prune(t0 + Duration::from_secs(60));
+        // Origin 3 still has a connection or a spool file: kept however idle.
+        let live: HashSet<u64> = [3].into();
+        d.prune(t0 + Duration::from_secs(60), &live);
+        assert_eq!(d.origins(), 1);
+        assert!(d.seen(id(3, 1)));
+        d.prune(t0 + Duration::from_secs(120), &HashSet::new());
         assert_eq!(d.origins(), 0);
     }
 }

@@ -19,6 +19,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::failpoint;
+
 const MAGIC: &[u8; 4] = b"SCC2";
 const SLOT: usize = 32;
 
@@ -116,8 +118,25 @@ impl CursorFile {
         let crc = crc32fast::hash(&slot[..28]);
         slot[28..32].copy_from_slice(&crc.to_le_bytes());
         let at = (self.seq % 2) * SLOT as u64;
+        failpoint::io(failpoint::CURSOR_WRITE)?;
         self.file.write_all_at(&slot, at)
     }
+}
+
+/// The furthest position any cursor in `dir` records (sent or delivered):
+/// where a fresh journal starts, so offsets never go backwards.
+pub fn furthest(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "cursor"))
+                .filter_map(|e| CursorFile::open(&e.path()).ok())
+                .filter_map(|(_, v)| v)
+                .map(|p| p.attempted.max(p.offset))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

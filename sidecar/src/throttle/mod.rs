@@ -9,8 +9,9 @@
 //! ```
 //! Inputs are journaled like any event (and acknowledged to PHP only then),
 //! so a window is recoverable; the stage's cursor never passes an input an
-//! open window still holds. Sinks skip samples and raw events on throttled
-//! channels, and deliver the derived events (flag `DERIVED`) as they are.
+//! open window still holds, nor one whose output is not journaled yet (an
+//! append failed: the outputs are kept and retried first). Which channels are
+//! the stage's and which the sinks' is [`crate::routing`]'s decision.
 //!
 //! # Layout
 //! - [`rules`]: channel patterns, window lengths, modes.
@@ -29,12 +30,14 @@ use scada_core::event::flags::DERIVED;
 use scada_core::frame::{FrameKind, Frames, MAX_BODY_LEN};
 use scada_core::{json, timefmt, EventId, EventView, EventWriter, SamplesView};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalReader, Stop};
 use crate::metrics::SinkMetrics;
-use crate::sinks::reader::{JournalReader, Stop};
-use rules::{Mode, Rules};
+use crate::retry::Backoff;
+use crate::routing::Routing;
+use crate::util::sleep_until;
+use rules::Mode;
 use window::{Input, Latest, Output, Windows};
 
 /// Monotonic microseconds that start at the wall clock (ISO timestamps in
@@ -65,47 +68,98 @@ impl Clock {
     }
 }
 
+/// Why an aggregate could not be encoded (its window is dropped, logged).
+#[derive(Debug)]
+enum EncodeError {
+    SeriesName,
+    NonFinite(f64),
+    Frame(scada_core::frame::FrameError),
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SeriesName => f.write_str("a series name is not UTF-8"),
+            Self::NonFinite(v) => write!(f, "a sum overflowed to {v}"),
+            Self::Frame(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Window outputs encoded as derived events but not journaled yet (the
+/// append failed): retried before anything else, and the cursor stays
+/// before their oldest input meanwhile.
+#[derive(Default)]
+struct Unjournaled {
+    /// The derived events' frames.
+    frames: Vec<u8>,
+    events: u64,
+    /// The journal offset of the oldest input they stand for.
+    from: Option<u64>,
+}
+
 pub struct ThrottleStage {
     reader: JournalReader,
     journal: Arc<Journal>,
-    rules: Arc<Rules>,
+    routing: Routing,
     windows: Windows,
     clock: Clock,
     origin: u64,
     seq: u64,
     metrics: Arc<SinkMetrics>,
     scratch: Vec<(String, f64)>,
+    unjournaled: Unjournaled,
+    backoff: Backoff,
 }
 
 impl ThrottleStage {
-    pub fn new(
-        reader: JournalReader,
-        journal: Arc<Journal>,
-        rules: Arc<Rules>,
-        origin: u64,
-    ) -> Self {
+    pub fn new(reader: JournalReader, routing: Routing, origin: u64) -> Self {
         let metrics = reader.metrics.clone();
+        let journal = reader.journal().clone();
         Self {
             reader,
             journal,
-            rules,
+            routing,
             windows: Windows::new(),
             clock: Clock::new(),
             origin,
             seq: 0,
             metrics,
             scratch: Vec::new(),
+            unjournaled: Unjournaled::default(),
+            backoff: Backoff::new(Duration::from_millis(20), Duration::from_secs(2)),
         }
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<Stop>) {
         info!(from = self.reader.position(), "throttle stage started");
-        self.metrics.healthy.set(1);
+        self.metrics.healthy.set(true);
         loop {
             let deadline = self
                 .windows
                 .next_deadline()
                 .map(|t| self.clock.instant_of(t));
+            if !self.unjournaled.frames.is_empty() {
+                // The journal refused our outputs: retry them before reading
+                // on (the cursor stays before their inputs meanwhile).
+                let delay = self.backoff.next_delay();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = sleep_until(deadline) => {}
+                    _ = Stop::changed(&mut stop) => {}
+                }
+                if Stop::current(&stop)
+                    .deadline()
+                    .is_some_and(|d| Instant::now() >= d)
+                {
+                    break;
+                }
+                let outputs = self.windows.expire(self.clock.now_us());
+                self.encode(outputs);
+                self.emit().await;
+                self.commit();
+                continue;
+            }
             let next = tokio::select! {
                 n = self.reader.next_batch(1 << 20, &mut stop) => Some(n),
                 _ = sleep_until(deadline) => None,
@@ -126,12 +180,16 @@ impl ThrottleStage {
                 None => {}
             }
             outputs.extend(self.windows.expire(self.clock.now_us()));
-            self.emit(outputs);
+            self.encode(outputs);
+            self.emit().await;
             self.commit();
         }
         // Shutdown: every open window goes out now, before the sinks drain.
         let outputs = self.windows.drain(self.clock.now_us());
-        self.emit(outputs);
+        self.encode(outputs);
+        if !self.emit().await {
+            warn!("cannot journal the open windows at shutdown; their inputs stay journaled and are recovered on the next start");
+        }
         self.commit();
         info!(at = self.reader.position(), "throttle stage stopped");
     }
@@ -154,14 +212,11 @@ impl ThrottleStage {
                 );
                 Some(out.into_iter().collect())
             }
-            FrameKind::Event if !self.rules.is_empty() => {
+            FrameKind::Event if self.routing.has_rules() => {
                 let ev = EventView::decode(payload).ok()?;
-                if ev.is_derived() {
-                    return None;
-                }
                 let mut outs = Vec::new();
                 for channel in ev.channels() {
-                    let Some(rule) = self.rules.matching(channel).cloned() else {
+                    let Some(rule) = self.routing.throttle_rule(&ev, channel).cloned() else {
                         continue;
                     };
                     self.metrics.messages.inc();
@@ -212,17 +267,18 @@ impl ThrottleStage {
         }
     }
 
-    /// Appends the outputs to the journal as derived events.
-    fn emit(&mut self, outputs: Vec<Output>) {
-        if outputs.is_empty() {
-            return;
-        }
-        let mut buf = Vec::with_capacity(outputs.len() * 512);
-        let mut events = 0u64;
+    /// Encodes the outputs as derived events, after any not journaled yet.
+    fn encode(&mut self, outputs: Vec<Output>) {
+        let mut buf = std::mem::take(&mut self.unjournaled.frames);
         for o in &outputs {
+            self.unjournaled.from = Some(
+                self.unjournaled
+                    .from
+                    .map_or(o.first_input, |f| f.min(o.first_input)),
+            );
             if o.body.table.samples() > 0 {
                 match self.aggregate_frame(&mut buf, o) {
-                    Ok(()) => events += 1,
+                    Ok(()) => self.unjournaled.events += 1,
                     Err(e) => {
                         warn!(channel = %o.channel, error = %e, "cannot encode an aggregate; its window is dropped")
                     }
@@ -242,34 +298,67 @@ impl ThrottleStage {
                 if ok {
                     buf.extend_from_slice(&latest.payload);
                     if w.finish(&mut buf).is_ok() {
-                        events += 1;
+                        self.unjournaled.events += 1;
                     }
                 } else {
                     w.abandon(&mut buf);
                 }
             }
         }
-        if let Err(e) = self.journal.append(buf) {
-            error!(error = %e, "cannot journal throttled events");
-            return;
+        self.unjournaled.frames = buf;
+        if self.unjournaled.frames.is_empty() {
+            self.unjournaled = Unjournaled::default();
         }
-        self.metrics.delivered.add(events);
+    }
+
+    /// Journals what is encoded; false (everything kept) when the append fails.
+    async fn emit(&mut self) -> bool {
+        if self.unjournaled.frames.is_empty() {
+            return true;
+        }
+        match self
+            .journal
+            .append_async(self.unjournaled.frames.clone())
+            .await
+        {
+            Ok(_) => {
+                self.metrics.delivered.add(self.unjournaled.events);
+                self.unjournaled = Unjournaled::default();
+                self.backoff.reset();
+                self.metrics.healthy.set(true);
+                true
+            }
+            Err(e) => {
+                // The journal logs its state changes; the outputs wait.
+                self.metrics.retries.inc();
+                self.metrics.healthy.set(false);
+                debug!(error = %e, events = self.unjournaled.events, "cannot journal throttled events yet; kept and retried");
+                false
+            }
+        }
     }
 
     /// `scada.data.received` with per-series statistics and the window.
-    fn aggregate_frame(&mut self, buf: &mut Vec<u8>, o: &Output) -> Result<(), String> {
+    fn aggregate_frame(&mut self, buf: &mut Vec<u8>, o: &Output) -> Result<(), EncodeError> {
         let id = self.next_id();
         let start = buf.len();
         let mut w = EventWriter::begin_with_flags(buf, id, o.newest_created_us, DERIVED);
-        w.channel(buf, o.channel.as_bytes())
-            .map_err(|e| e.to_string())?;
-        w.event(buf, b"scada.data.received", None)
-            .map_err(|e| e.to_string())?;
-        buf.extend_from_slice(b"{\"data\":");
-        o.body.table.write_json(buf, true).map_err(|e| match e {
-            TableJsonError::SeriesName => "a series name is not UTF-8".to_string(),
-            TableJsonError::NonFinite(v) => format!("a sum overflowed to {v}"),
-        })?;
+        let result = (|| {
+            w.channel(buf, o.channel.as_bytes())
+                .map_err(EncodeError::Frame)?;
+            w.event(buf, b"scada.data.received", None)
+                .map_err(EncodeError::Frame)?;
+            buf.extend_from_slice(b"{\"data\":");
+            o.body.table.write_json(buf, true).map_err(|e| match e {
+                TableJsonError::SeriesName => EncodeError::SeriesName,
+                TableJsonError::NonFinite(v) => EncodeError::NonFinite(v.0),
+            })?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            buf.truncate(start);
+            return Err(e);
+        }
         buf.extend_from_slice(b",\"timestamp\":\"");
         buf.extend_from_slice(&timefmt::iso8601_micros(self.clock.now_us() as i64));
         buf.extend_from_slice(b"\",\"channel\":");
@@ -285,24 +374,19 @@ impl ThrottleStage {
         buf.extend_from_slice(b"}}");
         if let Err(e) = w.finish(buf) {
             buf.truncate(start);
-            return Err(e.to_string());
+            return Err(EncodeError::Frame(e));
         }
         Ok(())
     }
 
-    /// The cursor may pass everything read except inputs open windows hold.
+    /// The cursor may pass everything read except inputs open windows hold
+    /// and inputs of outputs not journaled yet.
     fn commit(&mut self) {
         let read = self.reader.read_position();
-        let upto = self.windows.oldest_pending().map_or(read, |p| p.min(read));
-        if let Err(e) = self.reader.commit(upto) {
-            error!(error = %e, "cannot persist the throttle cursor");
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
+        let upto = [self.windows.oldest_pending(), self.unjournaled.from]
+            .into_iter()
+            .flatten()
+            .fold(read, u64::min);
+        self.reader.commit(upto);
     }
 }

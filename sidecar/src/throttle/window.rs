@@ -41,6 +41,9 @@ pub struct Output {
     pub inputs: u64,
     /// Creation time of the newest input (for latency).
     pub newest_created_us: u64,
+    /// Journal offset of its oldest input: until the output is journaled,
+    /// the stage's cursor may not pass it.
+    pub first_input: u64,
     pub body: Body,
 }
 
@@ -132,6 +135,7 @@ impl Windows {
             end_us: now_us,
             inputs,
             newest_created_us: created_us,
+            first_input: offset,
             body: Body { table, latest },
         })
     }
@@ -164,6 +168,7 @@ impl Windows {
                 end_us: deadline,
                 inputs: std::mem::take(&mut w.inputs),
                 newest_created_us: std::mem::take(&mut w.newest_created_us),
+                first_input: w.first_pending.unwrap_or_default(),
                 body: Body {
                     table: std::mem::take(&mut w.table),
                     latest: std::mem::take(&mut w.latest),
@@ -189,6 +194,7 @@ impl Windows {
                     end_us: now_us,
                     inputs: w.inputs,
                     newest_created_us: w.newest_created_us,
+                    first_input: w.first_pending.unwrap_or_default(),
                     body: Body {
                         table: w.table,
                         latest: w.latest,

@@ -173,6 +173,12 @@ impl Sidecar {
         }));
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(&socket).await.is_err() {
+            if task.is_finished() {
+                match task.await {
+                    Ok(Err(e)) => panic!("sidecar did not start: {e}"),
+                    other => panic!("sidecar did not start: {other:?}"),
+                }
+            }
             assert!(Instant::now() < deadline, "sidecar did not start");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -194,24 +200,33 @@ impl Sidecar {
     }
 
     /// kill -9 equivalent: the task is dropped mid-flight, nothing is flushed.
-    pub fn abort(mut self) {
+    /// Waits until the task is gone, as a killed process is gone: its data
+    /// directory lock is released before the next sidecar starts.
+    pub async fn abort(mut self) {
         // Never send (or drop) the shutdown signal: a task still running on
         // another worker could see it and shut down gracefully, removing its socket.
         std::mem::forget(self.stop.take());
         if let Some(task) = self.task.take() {
             task.abort();
+            let _ = task.await;
         }
     }
 
     pub async fn status(&self) -> serde_json::Value {
-        let path = self.socket.parent().unwrap().join("status.sock");
-        let mut s = UnixStream::connect(path).await.unwrap();
-        s.write_all(b"GET /status HTTP/1.0\r\n\r\n").await.unwrap();
+        serde_json::from_str(&self.get("/status").await).unwrap()
+    }
+
+    /// The body of `GET path` on the status socket.
+    pub async fn get(&self, path: &str) -> String {
+        let sock = self.socket.parent().unwrap().join("status.sock");
+        let mut s = UnixStream::connect(sock).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.unwrap();
         let text = String::from_utf8(buf).unwrap();
-        let body = text.split("\r\n\r\n").nth(1).unwrap();
-        serde_json::from_str(body).unwrap()
+        text.split("\r\n\r\n").nth(1).unwrap().to_string()
     }
 }
 
@@ -293,6 +308,23 @@ impl Client {
                 .expect("connection closed before ack");
             if f.0 == FrameKind::Ack && Ack::decode(&f.1).unwrap().frames >= frames {
                 return;
+            }
+        }
+    }
+
+    /// True when the sidecar acknowledges `frames` frames within `wait`
+    /// (false on timeout or when the connection closes first).
+    pub async fn acked_within(&mut self, frames: u64, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.next_frame()).await {
+                Ok(Some((FrameKind::Ack, payload))) => {
+                    if Ack::decode(&payload).unwrap().frames >= frames {
+                        return true;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return false,
             }
         }
     }

@@ -3,7 +3,7 @@
 return [
     'name' => env('APP_NAME', 'laravel'),
     'env' => 'testing',
-    'debug' => true,
+    'debug' => (bool) env('APP_DEBUG', true),
     'url' => 'http://localhost',
     'timezone' => 'UTC',
     'locale' => 'en',
@@ -23,10 +23,13 @@ return [
         Illuminate\Queue\QueueServiceProvider::class,
         Illuminate\Redis\RedisServiceProvider::class,
         Illuminate\View\ViewServiceProvider::class,
+        // SCADA_APP_WEB_SESSION=1: sessions and CSRF in the `web` group (app/Http/Kernel.php), as a stock app has.
+        ...(getenv('SCADA_APP_WEB_SESSION') ? [Illuminate\Session\SessionServiceProvider::class] : []),
         // The package (what Composer's auto-discovery registers):
         Scada\Broadcasting\ScadaBroadcastingServiceProvider::class,
         App\Providers\AppServiceProvider::class,
         App\Providers\BroadcastServiceProvider::class,
+        App\Providers\RouteServiceProvider::class,
     ],
     'aliases' => [
         'Broadcast' => Illuminate\Support\Facades\Broadcast::class,

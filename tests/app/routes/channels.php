@@ -1,5 +1,6 @@
 <?php
 
+use Illuminate\Broadcasting\Broadcasters\Broadcaster;
 use Illuminate\Support\Facades\Broadcast;
 
 // private-plant.{id}: operators 7 and 8 may watch plant 1; operator 7 every plant.
@@ -10,3 +11,16 @@ Broadcast::channel('control-room', fn ($user) => ['id' => $user->id, 'name' => $
 
 // private-vault: nobody.
 Broadcast::channel('vault', fn ($user) => false);
+
+// The oracle's channels: private-secure.{id} for operator 7, a presence
+// channel whose member info needs escaping, one whose callback returns true.
+Broadcast::channel('secure.{id}', fn ($user, $id) => (string) $user->id === '7');
+Broadcast::channel('oracle-room', fn ($user) => ['id' => $user->id, 'name' => "Bediener {$user->id}", 'site' => 'Zürich/Halle 3', 'note' => '"ok" <b>&</b> 東京']);
+Broadcast::channel('oracle-flag', fn ($user) => true);
+
+// pusher:signin users (Laravel 10+), as an app using the pusher driver would register them.
+if (method_exists(Broadcaster::class, 'resolveAuthenticatedUserUsing')) {
+    Broadcast::resolveAuthenticatedUserUsing(fn ($request) => $request->user()
+        ? ['id' => (string) $request->user()->getAuthIdentifier(), 'name' => 'Operator ' . $request->user()->getAuthIdentifier() . ' (A/B, Zürich)']
+        : null);
+}

@@ -5,7 +5,8 @@
 //! most 100). Requests are signed with the app secret (HMAC-SHA256,
 //! `scada_core::pusher`). Up to `max_in_flight` requests run at once, in lanes:
 //! every event of a channel goes through the same lane, so retries never
-//! reorder a channel.
+//! reorder a channel, and an event on channels of several lanes is fenced
+//! against all of them (see `sink`).
 
 pub mod request_builder;
 pub mod service;

@@ -25,6 +25,11 @@ impl std::fmt::Display for Violation {
 
 /// Checks what the target would refuse for this event alone.
 pub fn check(cfg: &PusherConfig, ev: &EventView<'_>) -> Result<(), Violation> {
+    check_on(cfg, ev, ev.channels().next().unwrap_or_default())
+}
+
+/// [`check`] for an event delivered on `channel` (its first delivered one).
+pub fn check_on(cfg: &PusherConfig, ev: &EventView<'_>, channel: &str) -> Result<(), Violation> {
     if ev.payload.len() > cfg.max_event_bytes {
         return Err(Violation::DataTooLarge {
             bytes: ev.payload.len(),
@@ -37,7 +42,7 @@ pub fn check(cfg: &PusherConfig, ev: &EventView<'_>) -> Result<(), Violation> {
             events_body(&mut body, ev, cfg.idempotency_key, &|_| true);
         } else {
             batch_open(&mut body);
-            batch_item(&mut body, ev, cfg.idempotency_key);
+            batch_item(&mut body, ev, channel, cfg.idempotency_key);
             batch_close(&mut body);
         }
         if body.len() > cfg.max_request_bytes {
@@ -55,11 +60,17 @@ fn string(out: &mut Vec<u8>, s: &[u8]) {
     let _ = json::write_string(out, s);
 }
 
+/// What a Pusher client receives as an event's `data`: the payload JSON,
+/// exactly what Laravel's Pusher driver sends (payload without `socket`).
+/// The SSE listener sends the same bytes as its `data:`.
+pub fn client_data<'a>(ev: &EventView<'a>) -> &'a [u8] {
+    ev.payload
+}
+
 fn common_fields(out: &mut Vec<u8>, ev: &EventView<'_>, idempotency: bool) {
     out.extend_from_slice(b",\"data\":");
-    // The event's data travels as a JSON string holding the payload JSON,
-    // exactly what Laravel's Pusher driver sends (payload without `socket`).
-    string(out, ev.payload);
+    // The event's data travels as a JSON string holding the client data.
+    string(out, client_data(ev));
     if let Some(socket) = ev.socket_id {
         out.extend_from_slice(b",\"socket_id\":");
         string(out, socket.as_bytes());
@@ -75,15 +86,15 @@ pub fn batch_open(out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"batch\":[");
 }
 
-/// One `batch_events` element (a single-channel event); call after `batch_open`.
-pub fn batch_item(out: &mut Vec<u8>, ev: &EventView<'_>, idempotency: bool) {
+/// One `batch_events` element (an event delivered on one `channel`); call after `batch_open`.
+pub fn batch_item(out: &mut Vec<u8>, ev: &EventView<'_>, channel: &str, idempotency: bool) {
     if out.last() != Some(&b'[') {
         out.push(b',');
     }
     out.extend_from_slice(b"{\"name\":");
     string(out, ev.event.as_bytes());
     out.extend_from_slice(b",\"channel\":");
-    string(out, ev.channels().next().unwrap_or_default().as_bytes());
+    string(out, channel.as_bytes());
     common_fields(out, ev, idempotency);
     out.push(b'}');
 }
@@ -152,8 +163,8 @@ mod tests {
         let b = frame(&["private-x"], Some("1.2"), "{}");
         let mut body = Vec::new();
         batch_open(&mut body);
-        with(&a, |ev| batch_item(&mut body, ev, false));
-        with(&b, |ev| batch_item(&mut body, ev, true));
+        with(&a, |ev| batch_item(&mut body, ev, "scada-data", false));
+        with(&b, |ev| batch_item(&mut body, ev, "private-x", true));
         batch_close(&mut body);
         assert_eq!(
             String::from_utf8(body).unwrap(),

@@ -9,6 +9,7 @@ use scada_core::pusher::Signer;
 use super::request_builder::signed_path;
 use crate::config::PusherConfig;
 use crate::retry::{Decision, RetryLogic};
+use crate::sinks::SinkError;
 
 #[derive(Debug)]
 pub enum PusherError {
@@ -56,14 +57,14 @@ impl RetryLogic for PusherRetryLogic {
     fn decide(&self, error: &PusherError) -> Decision {
         match error {
             PusherError::Status {
-                status: 400 | 413,
-                body,
-            } => Decision::GiveUp(format!("rejected by the server: {body}")),
+                status: 400 | 413, ..
+            } => Decision::GiveUp,
             _ => Decision::Retry,
         }
     }
 }
 
+#[derive(Clone)]
 pub struct PusherService {
     client: reqwest::Client,
     signer: Signer,
@@ -80,8 +81,9 @@ fn now_secs() -> u64 {
 }
 
 impl PusherService {
-    pub fn new(cfg: &PusherConfig) -> Result<Self, String> {
-        let signer = Signer::new(&cfg.key, cfg.secret.expose(), None).map_err(|e| e.to_string())?;
+    pub fn new(cfg: &PusherConfig) -> Result<Self, SinkError> {
+        let signer = Signer::new(&cfg.key, cfg.secret.expose(), None)
+            .map_err(SinkError::PusherCredentials)?;
         let mut builder = reqwest::Client::builder()
             .timeout(cfg.timeout())
             .connect_timeout(cfg.timeout().min(Duration::from_secs(5)))
@@ -99,9 +101,7 @@ impl PusherService {
             // the proxy matching on every request.
             builder = builder.no_proxy();
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = builder.build().map_err(SinkError::HttpClient)?;
         Ok(Self {
             client,
             signer,

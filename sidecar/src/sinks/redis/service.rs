@@ -7,6 +7,7 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionI
 
 use crate::config::RedisConfig;
 use crate::retry::{Decision, RetryLogic};
+use crate::sinks::SinkError;
 
 /// A failed pipeline, with its message already scrubbed of secrets.
 #[derive(Debug)]
@@ -44,7 +45,7 @@ pub struct RedisService {
     conn: Option<ConnectionManager>,
 }
 
-pub fn connection_info(cfg: &RedisConfig) -> Result<ConnectionInfo, String> {
+pub fn connection_info(cfg: &RedisConfig) -> Result<ConnectionInfo, SinkError> {
     let mut info = if cfg.url.is_empty() {
         ConnectionInfo {
             addr: ConnectionAddr::Tcp(cfg.host.clone(), cfg.port),
@@ -57,7 +58,10 @@ pub fn connection_info(cfg: &RedisConfig) -> Result<ConnectionInfo, String> {
         cfg.url
             .as_str()
             .into_connection_info()
-            .map_err(|e| format!("REDIS_URL {} is not a valid Redis URL: {e}", cfg.describe()))?
+            .map_err(|e| SinkError::RedisUrl {
+                target: cfg.describe(),
+                source: e,
+            })?
     };
     if info.redis.password.is_none() && !cfg.password.is_empty() {
         info.redis.password = Some(cfg.password.expose().to_string());
@@ -69,7 +73,7 @@ pub fn connection_info(cfg: &RedisConfig) -> Result<ConnectionInfo, String> {
 }
 
 impl RedisService {
-    pub fn new(cfg: &RedisConfig) -> Result<Self, String> {
+    pub fn new(cfg: &RedisConfig) -> Result<Self, SinkError> {
         Ok(Self {
             info: connection_info(cfg)?,
             secret: cfg.password.expose().to_string(),

@@ -1,217 +1,256 @@
-//! The Redis sink loop: read the journal → build a PUBLISH pipeline → send
-//! (retrying with backoff, in order) → commit the cursor.
+//! The Redis sink: journal frames → PUBLISH pipelines (Laravel's format),
+//! sent by the shared driver (retried in order) → cursor committed.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use scada_core::frame::{FrameKind, Frames, MAX_BODY_LEN};
-use scada_core::EventView;
+use bytes::Bytes;
+use scada_core::frame::{Frame, MAX_BODY_LEN};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::info;
 
 use super::request_builder;
-use super::service::{RedisRetryLogic, RedisService};
+use super::service::{RedisRetryLogic, RedisService, SendError};
 use crate::config::RedisConfig;
+use crate::journal::{Batch as JournalBatch, JournalReader, Stop};
 use crate::metrics::SinkMetrics;
-use crate::retry::{Backoff, Decision, RetryLogic};
-use crate::sinks::reader::{JournalReader, Stop};
-use crate::throttle::rules::Rules;
-
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// While an outage lasts, say so at most this often.
-const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
+use crate::routing::{Route, Routing};
+use crate::sinks::driver::{self, Batch, Encoder, Outcome, Pull, Retrier, Service, Source};
+use crate::sinks::{event_in_frame, SinkError};
+use crate::util::now_us;
 
 pub struct RedisSink {
     cfg: RedisConfig,
     reader: JournalReader,
     service: RedisService,
-    metrics: Arc<SinkMetrics>,
-    pipe: redis::Pipeline,
-    scratch: Vec<u8>,
-    channel: Vec<u8>,
-    rules: Arc<Rules>,
+    routing: Routing,
 }
 
-/// A pipeline ready to send.
-struct Pending {
+/// A journal frame: an event to publish, or only a cursor move.
+pub struct Item {
+    frame: Bytes,
+    start: u64,
+    publish: bool,
+}
+
+impl Item {
+    fn end(&self) -> u64 {
+        self.start + self.frame.len() as u64
+    }
+}
+
+/// One PUBLISH pipeline and the journal range it covers.
+pub struct Request {
+    pipe: redis::Pipeline,
     events: u64,
     messages: u64,
-    /// Journal offset after the last frame in this pipeline.
-    upto: u64,
-    /// Journal offset of its first frame.
     from: u64,
+    upto: u64,
     oldest_created_us: u64,
 }
 
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+impl Batch for Request {
+    fn events(&self) -> u64 {
+        self.events
+    }
+}
+
+/// Journal frames, one read at a time: a pipeline never holds more than one read.
+struct Feed {
+    reader: JournalReader,
+    batch: Option<(JournalBatch, usize)>,
+    max_read: usize,
+    routing: Routing,
+    metrics: Arc<SinkMetrics>,
+    stop: watch::Receiver<Stop>,
+}
+
+impl Source for Feed {
+    type Item = Item;
+    type Request = Request;
+    type Error = SendError;
+
+    async fn next(&mut self, until: Option<tokio::time::Instant>) -> Pull<Item> {
+        loop {
+            if let Some((batch, at)) = &mut self.batch {
+                if let Ok(Some(f)) = Frame::parse(&batch.data[*at..], MAX_BODY_LEN) {
+                    let len = f.len();
+                    let publish = match self.routing.for_sink(f.kind, f.payload) {
+                        Route::Deliver(_) => true,
+                        Route::Throttled => {
+                            self.metrics.throttled.inc();
+                            false
+                        }
+                        Route::Skip => false,
+                    };
+                    let item = Item {
+                        frame: batch.data.slice(*at..*at + len),
+                        start: batch.start + *at as u64,
+                        publish,
+                    };
+                    *at += len;
+                    return Pull::Item(item);
+                }
+                self.batch = None;
+            }
+            if until.is_some() {
+                return Pull::Flush;
+            }
+            match self.reader.next_batch(self.max_read, &mut self.stop).await {
+                Some(batch) => self.batch = Some((batch, 0)),
+                None => return Pull::Done,
+            }
+        }
+    }
+
+    fn sending(&mut self, request: &Request) {
+        self.reader.attempt(request.upto);
+        self.reader.count_replayed(request.from, request.events);
+    }
+
+    fn done(&mut self, request: Request, outcome: Outcome<SendError>) {
+        let m = &self.metrics;
+        match outcome {
+            Outcome::Delivered if request.events > 0 => {
+                m.delivered.add(request.events);
+                m.messages.add(request.messages);
+                m.last_latency_us
+                    .set(now_us().saturating_sub(request.oldest_created_us));
+            }
+            Outcome::Refused { .. } => m.permanent_failures.add(request.events),
+            _ => {}
+        }
+        self.reader.commit(request.upto);
+    }
+}
+
+/// Builds PUBLISH pipelines: one command per event and delivered channel.
+struct Pipelines {
+    prefix: String,
+    max_messages: usize,
+    routing: Routing,
+    request: Option<Request>,
+    message: Vec<u8>,
+    channel: Vec<u8>,
+}
+
+impl Encoder for Pipelines {
+    type Item = Item;
+    type Request = Request;
+
+    fn push(&mut self, item: Item) -> Result<(), Item> {
+        let r = self.request.get_or_insert_with(|| Request {
+            pipe: redis::pipe(),
+            events: 0,
+            messages: 0,
+            from: item.start,
+            upto: item.start,
+            oldest_created_us: u64::MAX,
+        });
+        r.upto = item.end();
+        if !item.publish {
+            return Ok(());
+        }
+        let Some(ev) = event_in_frame(&item.frame) else {
+            return Ok(());
+        };
+        self.message.clear();
+        request_builder::message(&mut self.message, &ev);
+        for ch in self.routing.sink_channels(&ev) {
+            self.channel.clear();
+            request_builder::channel(&mut self.channel, &self.prefix, ch);
+            r.pipe
+                .cmd("PUBLISH")
+                .arg(&self.channel[..])
+                .arg(&self.message[..])
+                .ignore();
+            r.messages += 1;
+        }
+        r.events += 1;
+        r.oldest_created_us = r.oldest_created_us.min(ev.created_us);
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.request.is_none()
+    }
+
+    fn is_full(&self) -> bool {
+        self.request
+            .as_ref()
+            .is_some_and(|r| r.messages as usize >= self.max_messages)
+    }
+
+    fn take(&mut self) -> Request {
+        self.request.take().unwrap_or(Request {
+            pipe: redis::pipe(),
+            events: 0,
+            messages: 0,
+            from: 0,
+            upto: 0,
+            oldest_created_us: u64::MAX,
+        })
+    }
+}
+
+impl Service for RedisService {
+    type Request = Request;
+    type Error = SendError;
+
+    async fn call(&mut self, request: &Request) -> Result<(), SendError> {
+        self.send(&request.pipe).await
+    }
+
+    fn maybe_delivered(error: &SendError) -> bool {
+        error.maybe_delivered
+    }
 }
 
 impl RedisSink {
-    pub fn new(cfg: RedisConfig, reader: JournalReader, rules: Arc<Rules>) -> Result<Self, String> {
+    pub fn new(
+        cfg: RedisConfig,
+        reader: JournalReader,
+        routing: Routing,
+    ) -> Result<Self, SinkError> {
         let service = RedisService::new(&cfg)?;
-        let metrics = reader.metrics.clone();
         Ok(Self {
             cfg,
             reader,
             service,
-            metrics,
-            pipe: redis::pipe(),
-            scratch: Vec::with_capacity(1024),
-            channel: Vec::with_capacity(256),
-            rules,
+            routing,
         })
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<Stop>) {
-        info!(sink = %self.metrics.name, redis = %self.cfg.describe(), prefix = %self.cfg.prefix, from = self.reader.position(), "redis sink started");
-        self.metrics.healthy.set(1);
-        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
-        loop {
-            let Some(batch) = self
-                .reader
-                .next_batch(self.cfg.max_batch_bytes, &mut stop)
-                .await
-            else {
-                break;
-            };
-            let mut offset = batch.start;
-            let mut pending = Pending {
-                events: 0,
-                messages: 0,
-                upto: offset,
-                from: offset,
-                oldest_created_us: u64::MAX,
-            };
-            for frame in Frames::new(&batch.data, MAX_BODY_LEN).map_while(Result::ok) {
-                offset += frame.len() as u64;
-                if frame.kind == FrameKind::Event {
-                    if let Ok(ev) = EventView::decode(frame.payload) {
-                        self.add(&ev, &mut pending);
-                    }
-                }
-                pending.upto = offset;
-                if pending.messages as usize >= self.cfg.max_batch_events
-                    && !self.deliver(&mut pending, &mut backoff, &mut stop).await
-                {
-                    return;
-                }
-            }
-            pending.upto = offset;
-            if !self.deliver(&mut pending, &mut backoff, &mut stop).await {
-                return;
-            }
-        }
-        info!(sink = %self.metrics.name, at = self.reader.position(), "redis sink stopped");
-    }
-
-    fn add(&mut self, ev: &EventView<'_>, p: &mut Pending) {
-        let throttled = |ch: &str| !ev.is_derived() && self.rules.throttles(ch);
-        if ev.channels().all(throttled) {
-            self.metrics.throttled.inc();
-            return;
-        }
-        self.scratch.clear();
-        request_builder::message(&mut self.scratch, ev);
-        for ch in ev.channels() {
-            if !ev.is_derived() && self.rules.throttles(ch) {
-                continue;
-            }
-            self.channel.clear();
-            request_builder::channel(&mut self.channel, &self.cfg.prefix, ch);
-            self.pipe
-                .cmd("PUBLISH")
-                .arg(&self.channel[..])
-                .arg(&self.scratch[..])
-                .ignore();
-            p.messages += 1;
-        }
-        p.events += 1;
-        p.oldest_created_us = p.oldest_created_us.min(ev.created_us);
-    }
-
-    /// Sends the pending pipeline until it succeeds (or the stop deadline
-    /// passes: then false, the cursor stays, and a restart resends it).
-    async fn deliver(
-        &mut self,
-        p: &mut Pending,
-        backoff: &mut Backoff,
-        stop: &mut watch::Receiver<Stop>,
-    ) -> bool {
-        if p.messages == 0 {
-            if let Err(e) = self.reader.commit(p.upto) {
-                error!(sink = %self.metrics.name, error = %e, "cannot persist cursor");
-            }
-            return true;
-        }
-        if let Err(e) = self.reader.attempt(p.upto) {
-            error!(sink = %self.metrics.name, error = %e, "cannot persist cursor");
-        }
-        self.reader.count_replayed(p.from, p.events);
-        let mut outage_logged: Option<Instant> = None;
-        loop {
-            self.metrics.requests.inc();
-            match self.service.send(&self.pipe).await {
-                Ok(()) => {
-                    if outage_logged.is_some() || backoff.attempts() > 0 {
-                        info!(sink = %self.metrics.name, attempts = backoff.attempts(), "redis is back; delivering");
-                    }
-                    backoff.reset();
-                    self.metrics.healthy.set(1);
-                    self.metrics.delivered.add(p.events);
-                    self.metrics.messages.add(p.messages);
-                    self.metrics
-                        .last_latency_us
-                        .set(now_us().saturating_sub(p.oldest_created_us));
-                    break;
-                }
-                Err(e) => match RedisRetryLogic.decide(&e) {
-                    Decision::Retry => {
-                        self.metrics.retries.inc();
-                        if e.maybe_delivered {
-                            self.metrics.resent_after_unclear_failure.add(p.events);
-                        }
-                        self.metrics.healthy.set(0);
-                        if outage_logged.is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY) {
-                            warn!(sink = %self.metrics.name, error = %e, attempts = backoff.attempts() + 1, pending_events = p.events, "redis unavailable; events stay in the journal and will be retried in order");
-                            outage_logged = Some(Instant::now());
-                        }
-                        let delay = backoff.next_delay();
-                        let deadline = match *stop.borrow() {
-                            Stop::Drain { deadline } => Some(deadline),
-                            Stop::No => None,
-                        };
-                        if let Some(d) = deadline {
-                            if Instant::now() + delay >= d {
-                                warn!(sink = %self.metrics.name, pending_events = p.events, "shutdown deadline reached with redis unavailable; events stay journaled for the next start");
-                                return false;
-                            }
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = stop.changed() => {}
-                        }
-                    }
-                    Decision::GiveUp(reason) => {
-                        self.metrics.permanent_failures.add(p.events);
-                        error!(sink = %self.metrics.name, error = %e, %reason, events = p.events, "giving up on these events");
-                        break;
-                    }
-                },
-            }
-        }
-        self.pipe.clear();
-        p.messages = 0;
-        p.events = 0;
-        p.from = p.upto;
-        p.oldest_created_us = u64::MAX;
-        if let Err(e) = self.reader.commit(p.upto) {
-            error!(sink = %self.metrics.name, error = %e, "cannot persist cursor");
-        }
-        true
+        let metrics = self.reader.metrics.clone();
+        info!(sink = %metrics.name, redis = %self.cfg.describe(), prefix = %self.cfg.prefix, from = self.reader.position(), "redis sink started");
+        metrics.healthy.set(true);
+        let mut feed = Feed {
+            reader: self.reader,
+            batch: None,
+            max_read: self.cfg.max_batch_bytes,
+            routing: self.routing.clone(),
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+        };
+        let mut pipelines = Pipelines {
+            prefix: self.cfg.prefix.clone(),
+            max_messages: self.cfg.max_batch_events,
+            routing: self.routing,
+            request: None,
+            message: Vec::with_capacity(1024),
+            channel: Vec::with_capacity(256),
+        };
+        let mut retrier = Retrier::new(RedisRetryLogic, metrics.clone(), "redis");
+        driver::run(
+            &mut feed,
+            &mut pipelines,
+            &mut self.service,
+            &mut retrier,
+            Duration::ZERO,
+            &mut stop,
+        )
+        .await;
+        info!(sink = %metrics.name, at = feed.reader.position(), "redis sink stopped");
     }
 }

@@ -1,0 +1,77 @@
+<?php
+
+namespace Scada\Broadcasting\Tests\Integration;
+
+use Scada\Broadcasting\Tests\Support\IntegrationTestCase;
+use Scada\Broadcasting\Tests\Support\Processes;
+use Scada\Broadcasting\Tests\Support\SseClient;
+
+/**
+ * PHP → extension → the real sidecar process → its SSE listener → an
+ * EventSource client (the `eventsource` npm package under node): what a
+ * browser sees, across a graceful restart and a kill -9 of the sidecar.
+ */
+final class SseTest extends IntegrationTestCase
+{
+    public function test_an_eventsource_client_gets_every_event_and_resumes_after_restarts_and_kill_9(): void
+    {
+        $port = Processes::freePort();
+        $this->startStack(['SCADA_SSE_ADDR' => "127.0.0.1:$port"]);
+        $client = new SseClient($this->dir, $this->sidecar->sseUrl('channels=plant-sse,other'), ['tick']);
+        $service = $this->service();
+        $send = function (int $from, int $to) use ($service) {
+            for ($n = $from; $n < $to; $n++) {
+                $this->assertTrue($service->broadcast('plant-sse', 'tick', ['n' => $n, 'label' => "é/$n"]));
+            }
+            $this->assertTrue($service->flush());
+        };
+
+        $send(0, 50);
+        $events = $client->waitFor(50);
+        foreach ($events as $i => $e) {
+            $this->assertSame('tick', $e['event']);
+            $this->assertSame(json_encode(['n' => $i, 'label' => "é/$i"]), $e['data'], 'the payload as json_encode writes it');
+            $this->assertMatchesRegularExpression('/^\d+$/', $e['id']);
+        }
+        $ids = array_map(fn($e) => (int)$e['id'], $events);
+        $sorted = $ids;
+        sort($sorted);
+        $this->assertSame($sorted, $ids, 'ids grow');
+
+        // SIGTERM: the stream ends; events sent meanwhile wait in PHP's spool.
+        $this->assertSame(0, $this->sidecar->stop());
+        $send(50, 80);
+        $this->sidecar->start();
+        $client->waitOpen(2);
+        $client->waitFor(80);
+
+        // kill -9: the same, with nothing flushed by the sidecar.
+        $this->sidecar->kill();
+        $send(80, 110);
+        $this->sidecar->start();
+        $client->waitOpen(3);
+        $events = $client->waitFor(110);
+        usleep(300000);
+        $events = $client->events();
+        $this->assertSame(range(0, 109), array_map(fn($e) => json_decode($e['data'], true)['n'], $events),
+            'every event once, in order, across both restarts');
+        $this->assertSame([], array_values(array_filter($events, fn($e) => $e['event'] !== 'tick')), 'no gap, no overflow');
+        $this->assertSame(1, $this->sidecar->status()['sse']['clients_connected']);
+    }
+
+    public function test_protected_channels_need_a_token_and_bad_requests_get_a_reason(): void
+    {
+        $port = Processes::freePort();
+        $this->startStack(['SCADA_SSE_ADDR' => "127.0.0.1:$port", 'SCADA_SSE_SECRET' => 'sse-secret']);
+        $get = function (string $query): array {
+            $ctx = stream_context_create(['http' => ['ignore_errors' => true, 'timeout' => 5]]);
+            $body = file_get_contents($this->sidecar->sseUrl($query), false, $ctx);
+            return [(int)explode(' ', $http_response_header[0])[1], $body];
+        };
+        $this->assertSame([401, 'a token is required for private- and presence- channels (?token= or Authorization: Bearer)'], $get('channels=private-plant.1'));
+        $this->assertSame([403, 'token not valid for these channels'], $get('channels=private-plant.1&token=v1.4102444800.' . str_repeat('0', 64)));
+        [$status, $body] = $get('channels=bad%20name');
+        $this->assertSame(400, $status);
+        $this->assertStringContainsString('channel "bad name"', $body);
+    }
+}

@@ -63,6 +63,10 @@ pub struct Config {
     pub pusher: Vec<PusherConfig>,
     /// Throttle rules by channel pattern (first match wins).
     pub throttle: Vec<crate::throttle::rules::RuleConfig>,
+    /// Channel patterns of high-priority channels (alarms): never throttled,
+    /// delivered through a lane of their own ahead of telemetry in every
+    /// destination and SSE client queue (`*` as in throttle rules).
+    pub priority: Vec<String>,
     /// The SSE listener for browsers (off unless configured).
     pub sse: Option<SseConfig>,
 }
@@ -526,6 +530,10 @@ impl Config {
                 .map_err(|e| ConfigError(format!("{}: {e}", env::SCADA_THROTTLE)))?;
         }
 
+        if let Some(v) = get(env::SCADA_PRIORITY) {
+            self.priority = comma_list(&v);
+        }
+
         if let Some(v) = get(env::SCADA_SSE_ADDR) {
             self.sse.get_or_insert_with(SseConfig::default).addr = v;
         }
@@ -633,6 +641,11 @@ impl Config {
         }
         for rule in &self.throttle {
             rule.validate().map_err(ConfigError)?;
+        }
+        for pattern in &self.priority {
+            crate::throttle::rules::validate_pattern(pattern).map_err(|e| {
+                ConfigError(format!("priority / {}: {e}", env::SCADA_PRIORITY))
+            })?;
         }
         if let Some(sse) = &self.sse {
             sse.validate()?;
@@ -829,6 +842,17 @@ mod tests {
         assert_eq!(c.pusher.len(), 2);
         assert_eq!(c.pusher[0].max_request_bytes, 10000);
         assert!(c.redis.is_some());
+    }
+
+    #[test]
+    fn priority_rule_from_the_file_and_the_environment() {
+        let c = Config::from_toml("priority = [\"alarms-*\"]\n[redis]\nhost = \"h\"\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.priority, vec!["alarms-*".to_string()]);
+        let c = with_env(&[("REDIS_HOST", "h"), ("SCADA_PRIORITY", " alarms-*, trip ")]).unwrap();
+        assert_eq!(c.priority, vec!["alarms-*".to_string(), "trip".to_string()]);
+        let e = with_env(&[("REDIS_HOST", "h"), ("SCADA_PRIORITY", "alarms #1")]).unwrap_err();
+        assert!(e.to_string().contains("SCADA_PRIORITY"), "{e}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub const SCADA_SOCKET_GROUP: &str = "SCADA_SOCKET_GROUP";
 pub const SCADA_REDIS_ENABLED: &str = "SCADA_REDIS_ENABLED";
 /// Throttle rules, e.g. `scada-*=100:aggregate;alarms-*=1000:latest`.
 pub const SCADA_THROTTLE: &str = "SCADA_THROTTLE";
+/// High-priority channel patterns, comma-separated, e.g. `alarms-*,trip-*`:
+/// never throttled, delivered ahead of telemetry (their own lane per destination).
+pub const SCADA_PRIORITY: &str = "SCADA_PRIORITY";
 /// Runtime worker threads (default 1; journal disk reads use a separate blocking pool).
 pub const SCADA_WORKER_THREADS: &str = "SCADA_WORKER_THREADS";
 /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` works too.

@@ -6,6 +6,10 @@
 //! * Every other channel of a raw event, and every channel of a derived
 //!   event (the throttle stage's output), is delivered by every sink.
 //! * Samples frames are throttle input only.
+//! * A channel a priority rule (`SCADA_PRIORITY`) matches is never throttle
+//!   input (a priority rule beats a throttle rule), and an event delivered
+//!   on at least one priority channel goes through each destination's
+//!   priority lane; every other event through its telemetry lane.
 
 use std::sync::Arc;
 
@@ -21,18 +25,78 @@ pub enum Route<'a> {
     Deliver(EventView<'a>),
     /// Every channel is throttled: the throttle stage delivers for it (counted as `throttled`).
     Throttled,
-    /// Not a destination's business (samples, unreadable).
+    /// Not this sink's business (samples, unreadable, the other lane's).
     Skip,
+}
+
+/// A destination's lane: alarms ahead of telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Events on at least one priority channel.
+    Priority,
+    /// Everything else.
+    Telemetry,
+}
+
+impl Lane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Priority => "priority",
+            Lane::Telemetry => "telemetry",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Routing {
     rules: Arc<Rules>,
+    /// Channel patterns of the priority rule (same syntax as throttle rules).
+    priority: Arc<Vec<String>>,
+    /// Set for a sink that runs one lane: the other lane's events are skipped.
+    lane: Option<Lane>,
 }
 
 impl Routing {
     pub fn new(rules: Arc<Rules>) -> Self {
-        Self { rules }
+        Self::with_priority(rules, Vec::new())
+    }
+
+    pub fn with_priority(rules: Arc<Rules>, priority: Vec<String>) -> Self {
+        Self {
+            rules,
+            priority: Arc::new(priority),
+            lane: None,
+        }
+    }
+
+    /// The same policy for a sink that delivers only `lane`'s events.
+    pub fn for_lane(&self, lane: Lane) -> Self {
+        Self {
+            lane: Some(lane),
+            ..self.clone()
+        }
+    }
+
+    /// True when a priority rule exists: destinations then run two lanes.
+    pub fn has_priority(&self) -> bool {
+        !self.priority.is_empty()
+    }
+
+    /// Whether the priority rule matches `channel`.
+    pub fn is_priority(&self, channel: &str) -> bool {
+        self.priority
+            .iter()
+            .any(|p| scada_core::validate::glob(p, channel))
+    }
+
+    /// The lane of a delivered event: priority when any channel a sink
+    /// delivers it on is a priority channel.
+    pub fn lane_of(&self, ev: &EventView<'_>) -> Lane {
+        if self.has_priority() && self.sink_channels(ev).any(|c| self.is_priority(c)) {
+            Lane::Priority
+        } else {
+            Lane::Telemetry
+        }
     }
 
     /// The throttle rule that takes `channel` of `ev` as input, if any.
@@ -41,7 +105,7 @@ impl Routing {
         ev: &EventView<'_>,
         channel: &str,
     ) -> Option<&'r RuleConfig> {
-        if ev.is_derived() || self.rules.is_empty() {
+        if ev.is_derived() || self.rules.is_empty() || self.is_priority(channel) {
             return None;
         }
         self.rules.matching(channel)
@@ -72,7 +136,14 @@ impl Routing {
             return Route::Skip;
         };
         if ev.channels().any(|c| self.delivers_on(&ev, c)) {
-            Route::Deliver(ev)
+            match self.lane {
+                // The other lane of this destination delivers it.
+                Some(lane) if self.lane_of(&ev) != lane => Route::Skip,
+                _ => Route::Deliver(ev),
+            }
+        } else if self.lane == Some(Lane::Priority) {
+            // Counted once, by the telemetry lane.
+            Route::Skip
         } else {
             Route::Throttled
         }
@@ -133,5 +204,45 @@ mod tests {
             route(&none, &frame(&["scada-1"], 0)),
             Some(vec!["scada-1".into()])
         );
+    }
+
+    #[test]
+    fn priority_channels_bypass_throttle_rules_and_take_the_priority_lane() {
+        let r = Routing::with_priority(
+            Arc::new(Rules::new(
+                RuleConfig::parse_list("*=100:aggregate").unwrap(),
+            )),
+            vec!["alarms-*".into()],
+        );
+        // The throttle rule matches everything but the priority channels.
+        assert_eq!(route(&r, &frame(&["scada-1"], 0)), None);
+        assert_eq!(
+            route(&r, &frame(&["alarms-1", "scada-1"], 0)),
+            Some(vec!["alarms-1".into()])
+        );
+        let prio = r.for_lane(Lane::Priority);
+        let tele = r.for_lane(Lane::Telemetry);
+        let skip = Some(vec!["skip".to_string()]);
+        assert_eq!(route(&prio, &frame(&["alarms-1"], 0)), Some(vec!["alarms-1".into()]));
+        assert_eq!(route(&tele, &frame(&["alarms-1"], 0)), skip);
+        // A derived (throttle output) event is telemetry unless on a priority channel.
+        assert_eq!(route(&prio, &frame(&["scada-1"], DERIVED)), skip);
+        assert_eq!(
+            route(&tele, &frame(&["scada-1"], DERIVED)),
+            Some(vec!["scada-1".into()])
+        );
+        // Throttled: counted by the telemetry lane only.
+        assert_eq!(route(&tele, &frame(&["scada-1"], 0)), None);
+        assert_eq!(route(&prio, &frame(&["scada-1"], 0)), skip);
+        assert!(r.has_priority() && r.is_priority("alarms-x") && !r.is_priority("alarm"));
+        // No rule: one lane, everything telemetry.
+        let none = Routing::default();
+        assert!(!none.has_priority());
+        let f = frame(&["alarms-1"], 0);
+        let parsed = Frame::parse(&f, MAX_BODY_LEN).unwrap().unwrap();
+        let Route::Deliver(ev) = none.for_sink(parsed.kind, parsed.payload) else {
+            panic!("delivered")
+        };
+        assert_eq!(none.lane_of(&ev), Lane::Telemetry);
     }
 }

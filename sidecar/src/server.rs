@@ -23,7 +23,7 @@ use crate::ingest::{self, Ingest};
 use crate::journal::lock::{DirLock, LockError};
 use crate::journal::{Journal, Stop};
 use crate::metrics::{Metrics, THROTTLE_KIND};
-use crate::routing::Routing;
+use crate::routing::{Lane, Routing};
 use crate::sinks::pusher::PusherSink;
 use crate::sinks::redis::RedisSink;
 use crate::sinks::SinkError;
@@ -257,7 +257,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "journal open"
     );
 
-    let routing = Routing::new(Arc::new(Rules::new(config.throttle.clone())));
+    let routing = Routing::with_priority(
+        Arc::new(Rules::new(config.throttle.clone())),
+        config.priority.clone(),
+    );
     let reader = |cursor: &str, name: &str, kind: &'static str| {
         journal
             .reader(cursor, metrics.sink(name, kind))
@@ -279,29 +282,36 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         throttle.spawn(stage.run(throttle_stop_rx));
     }
 
-    // Sinks.
+    // Sinks: one per destination and lane (see `destination_lanes`).
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut sinks = JoinSet::new();
     let mut destinations = Vec::new();
     if let Some(redis) = &config.redis {
-        let reader = reader("redis", "redis", "redis")?;
-        if reader.position() < journal.head() {
-            info!(
-                events_bytes = journal.head() - reader.position(),
-                "redis sink resumes with undelivered journal data"
-            );
+        for lane in destination_lanes(&journal, &metrics, &routing, "redis", "redis", "redis")? {
+            if lane.reader.position() < journal.head() {
+                info!(
+                    sink = %lane.name,
+                    events_bytes = journal.head() - lane.reader.position(),
+                    "redis sink resumes with undelivered journal data"
+                );
+            }
+            destinations.push(json!({"name": lane.name, "kind": "redis", "lane": lane.lane, "target": redis.describe(), "prefix": redis.prefix}));
+            let sink = RedisSink::new(redis.clone(), lane.reader, lane.routing)
+                .map_err(ServerError::Sink)?;
+            sinks.spawn(sink.run(stop_rx.clone()));
         }
-        let sink =
-            RedisSink::new(redis.clone(), reader, routing.clone()).map_err(ServerError::Sink)?;
-        destinations.push(json!({"name": "redis", "kind": "redis", "target": redis.describe(), "prefix": redis.prefix}));
-        sinks.spawn(sink.run(stop_rx.clone()));
     }
     for target in &config.pusher {
-        let reader = reader(&format!("pusher-{}", target.name), &target.name, "pusher")?;
-        let sink =
-            PusherSink::new(target.clone(), reader, routing.clone()).map_err(ServerError::Sink)?;
-        destinations.push(json!({"name": target.name, "kind": "pusher", "target": target.base_url(), "app_id": target.app_id, "max_batch_events": target.max_batch_events}));
-        sinks.spawn(sink.run(stop_rx.clone()));
+        let cursor = format!("pusher-{}", target.name);
+        for lane in
+            destination_lanes(&journal, &metrics, &routing, &cursor, &target.name, "pusher")?
+        {
+            destinations.push(json!({"name": lane.name, "kind": "pusher", "lane": lane.lane, "target": target.base_url(), "app_id": target.app_id, "max_batch_events": target.max_batch_events}));
+            // Each lane its own HTTP client (connections) and retrier.
+            let sink = PusherSink::new(target.clone(), lane.reader, lane.routing)
+                .map_err(ServerError::Sink)?;
+            sinks.spawn(sink.run(stop_rx.clone()));
+        }
     }
 
     // Listeners.
@@ -483,6 +493,74 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         warn!(sinks = %behind.join(", "), spool_files = spooled, "stopped; undelivered events stay journaled for the next start");
     }
     Ok(())
+}
+
+/// One lane of a destination: its reader (cursor), its routing, its name in the status.
+struct DestinationLane {
+    reader: crate::journal::JournalReader,
+    routing: Routing,
+    name: String,
+    lane: &'static str,
+}
+
+/// A destination's lanes. Without a priority rule: one, on today's cursor.
+/// With one: a telemetry lane on today's cursor (an upgrade resumes where it
+/// was) and a priority lane on `<cursor>.priority`, which starts at the
+/// telemetry cursor when new, so a slow or failing telemetry request never
+/// delays an alarm. A priority cursor left by a removed rule is folded back
+/// into the telemetry cursor (nothing undelivered is lost; it no longer pins
+/// the journal).
+fn destination_lanes(
+    journal: &Arc<Journal>,
+    metrics: &Arc<Metrics>,
+    routing: &Routing,
+    cursor: &str,
+    name: &str,
+    kind: &'static str,
+) -> Result<Vec<DestinationLane>, ServerError> {
+    let priority_cursor = format!("{cursor}.{}", Lane::Priority.as_str());
+    let cursor_err = |reader: &str| {
+        let reader = reader.to_string();
+        move |source| ServerError::Cursor { reader, source }
+    };
+    if !routing.has_priority() {
+        let rewound = journal
+            .fold_cursor(&priority_cursor, cursor)
+            .map_err(cursor_err(&priority_cursor))?;
+        if rewound > 0 {
+            warn!(sink = %name, bytes = rewound, "no priority rule any more: this destination's single lane resumes where its priority lane was, so no alarm is lost (events in between may be sent again, counted as replayed_after_restart)");
+        }
+        let reader = journal
+            .reader(cursor, metrics.sink(name, kind))
+            .map_err(cursor_err(name))?;
+        return Ok(vec![DestinationLane {
+            reader,
+            routing: routing.clone(),
+            name: name.to_string(),
+            lane: "all",
+        }]);
+    }
+    let priority_name = format!("{name}:{}", Lane::Priority.as_str());
+    let priority = journal
+        .reader_seeded(&priority_cursor, cursor, metrics.sink(&priority_name, kind))
+        .map_err(cursor_err(&priority_name))?;
+    let telemetry = journal
+        .reader(cursor, metrics.sink(name, kind))
+        .map_err(cursor_err(name))?;
+    Ok(vec![
+        DestinationLane {
+            reader: priority,
+            routing: routing.for_lane(Lane::Priority),
+            name: priority_name,
+            lane: Lane::Priority.as_str(),
+        },
+        DestinationLane {
+            reader: telemetry,
+            routing: routing.for_lane(Lane::Telemetry),
+            name: name.to_string(),
+            lane: Lane::Telemetry.as_str(),
+        },
+    ])
 }
 
 async fn join_all<T: 'static>(set: &mut JoinSet<T>) {

@@ -317,10 +317,69 @@ impl Journal {
         name: &str,
         metrics: Arc<SinkMetrics>,
     ) -> io::Result<JournalReader> {
-        let path = self.cursor_dir.join(format!("{name}.cursor"));
+        let path = self.cursor_path(name);
         let reader = JournalReader::open(self.clone(), &path, metrics)?;
         lock(&self.readers).push(reader.slot());
         Ok(reader)
+    }
+
+    /// [`Journal::reader`] for a reader added next to `seed` (a
+    /// destination's priority lane next to its telemetry lane): when its
+    /// cursor does not exist yet, it starts at `seed`'s stored position, so
+    /// nothing before it is sent twice and nothing after it is skipped.
+    pub fn reader_seeded(
+        self: &Arc<Self>,
+        name: &str,
+        seed: &str,
+        metrics: Arc<SinkMetrics>,
+    ) -> io::Result<JournalReader> {
+        let path = self.cursor_path(name);
+        if !path.exists() {
+            if let Some(from) = self.stored_position(seed)? {
+                let (mut cursor, _) = cursor::CursorFile::open(&path)?;
+                cursor.store(from.offset)?;
+                cursor.attempt(from.attempted)?;
+            }
+        }
+        self.reader(name, metrics)
+    }
+
+    /// Folds the cursor `stale` of a reader that is no longer configured (a
+    /// priority rule removed) into `into`'s, then deletes it: `into` rewinds
+    /// to it when it is behind, so what `stale` had not delivered yet is
+    /// delivered (what `into` had sent already in between goes again,
+    /// counted as `replayed_after_restart`). Call before opening `into`.
+    /// Returns the bytes rewound.
+    pub fn fold_cursor(&self, stale: &str, into: &str) -> io::Result<u64> {
+        let stale_path = self.cursor_path(stale);
+        if !stale_path.exists() {
+            return Ok(0);
+        }
+        let mut rewound = 0;
+        if let Some(behind) = self.stored_position(stale)? {
+            let (mut cursor, current) = cursor::CursorFile::open(&self.cursor_path(into))?;
+            let at = current.map_or(behind.offset, |p| p.offset);
+            if behind.offset < at || current.is_none() {
+                // `attempted` stays where `into` had sent up to: counted as replays.
+                cursor.attempt(behind.attempted.max(at))?;
+                cursor.store(behind.offset)?;
+                rewound = at.saturating_sub(behind.offset);
+            }
+        }
+        fs::remove_file(&stale_path)?;
+        Ok(rewound)
+    }
+
+    fn cursor_path(&self, name: &str) -> PathBuf {
+        self.cursor_dir.join(format!("{name}.cursor"))
+    }
+
+    fn stored_position(&self, name: &str) -> io::Result<Option<cursor::Position>> {
+        let path = self.cursor_path(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(cursor::CursorFile::open(&path)?.1)
     }
 
     pub fn health(&self) -> &Health {

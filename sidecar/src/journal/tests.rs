@@ -330,3 +330,46 @@ fn frame_len_at_finds_frame_starts_only_and_records_no_damage() {
     assert_eq!(j.health().corrupt_frames.get(), 0);
     assert_eq!(j.health().errors.get(), 0);
 }
+
+#[test]
+fn a_new_priority_lane_starts_at_its_telemetry_lane_and_a_removed_one_is_folded_back() {
+    let dir = tmp("lanes");
+    {
+        let (j, _) = open(&dir, cfg(2000, 1 << 20));
+        let mut telemetry = reader(&j, "pusher-main");
+        j.append(frames(10, 50)).unwrap();
+        telemetry.commit(500);
+        telemetry.attempt(600);
+    }
+    // A priority rule is added: its lane starts where the telemetry lane is.
+    {
+        let (j, _) = open(&dir, cfg(2000, 1 << 20));
+        let m = Metrics::default().sink("p", "test");
+        let mut prio = j.reader_seeded("pusher-main.priority", "pusher-main", m).unwrap();
+        assert_eq!(prio.position(), 500);
+        // What the single lane had sent before is counted when sent again.
+        prio.count_replayed(550, 1);
+        assert_eq!(prio.metrics.replayed_after_restart.get(), 1);
+        let mut telemetry = reader(&j, "pusher-main");
+        telemetry.commit(j.head());
+        prio.commit(520);
+        // An existing priority cursor is not re-seeded.
+        drop(prio);
+        let m = Metrics::default().sink("p", "test");
+        let prio = j.reader_seeded("pusher-main.priority", "pusher-main", m).unwrap();
+        assert_eq!(prio.position(), 520);
+    }
+    // The rule is removed: the stale priority cursor rewinds the telemetry
+    // lane (nothing it had not delivered is lost), and is deleted so it
+    // never pins the journal.
+    let (j, _) = open(&dir, cfg(2000, 1 << 20));
+    let head = j.head();
+    assert_eq!(j.fold_cursor("pusher-main.priority", "pusher-main").unwrap(), head - 520);
+    assert!(!dir.join("cursors/pusher-main.priority.cursor").exists());
+    let telemetry = reader(&j, "pusher-main");
+    assert_eq!(telemetry.position(), 520);
+    telemetry.count_replayed(550, 3);
+    assert_eq!(telemetry.metrics.replayed_after_restart.get(), 3);
+    // Nothing to fold the second time.
+    assert_eq!(j.fold_cursor("pusher-main.priority", "pusher-main").unwrap(), 0);
+}

@@ -25,6 +25,12 @@
 //!   `data: {"from":F,"to":T,"reason":...}`: events with ids after `F` and
 //!   before `T` are missing. The stage sends the same to every client when
 //!   it finds a hole itself.
+//! * Events on a priority channel (`SCADA_PRIORITY`) go through a second
+//!   queue per client (bounded the same way) that the stream drains first,
+//!   so an alarm overtakes a telemetry backlog queued for a slow client. An
+//!   alarm that overtakes queued events carries the id of the last event
+//!   sent in order: a client that reconnects then resumes before the
+//!   events it overtook (it may get the alarm again, never miss one).
 //! * A client whose queue fills (it reads too slowly) gets a final
 //!   `event: overflow` and its stream ends; it reconnects with its last id
 //!   and misses nothing the journal still holds.
@@ -54,7 +60,7 @@ use tracing::{error, info};
 use crate::config::SseConfig;
 use crate::journal::{Journal, Read};
 use crate::metrics::Metrics;
-use crate::routing::{Route, Routing};
+use crate::routing::{Lane, Route, Routing};
 use crate::sinks::pusher::request_builder::client_data;
 use crate::util::lock;
 use last_value::LastValues;
@@ -97,6 +103,11 @@ impl Item {
     /// any number of channels (browsers open only 6 HTTP/1.1 connections per
     /// origin) and a client still knows where each event belongs.
     pub fn to_event(&self, requested: &[String], envelope: bool) -> Event {
+        self.to_event_with_id(requested, envelope, self.offset)
+    }
+
+    /// [`Item::to_event`] with `id` as its SSE id (none: no `id:` field).
+    pub fn to_event_with_id(&self, requested: &[String], envelope: bool, id: Option<u64>) -> Event {
         match &self.body {
             Body::Control(e) => e.clone(),
             Body::Journal {
@@ -105,7 +116,7 @@ impl Item {
                 channels,
             } => {
                 let event = Event::default().event(name);
-                let event = match self.offset {
+                let event = match id {
                     Some(id) => event.id(id.to_string()),
                     None => event,
                 };
@@ -160,6 +171,8 @@ pub fn wanted_event<'a>(
 /// A registered client, as the stage sees it.
 struct Slot {
     tx: mpsc::Sender<Arc<Item>>,
+    /// Events on priority channels: drained first.
+    priority_tx: mpsc::Sender<Arc<Item>>,
     channels: Vec<String>,
     overflowed: Arc<AtomicBool>,
     /// Closes the connection after the overflow grace (a client that does
@@ -191,6 +204,8 @@ pub struct Hub {
 pub struct Registration {
     pub id: u64,
     pub rx: mpsc::Receiver<Arc<Item>>,
+    /// Events on priority channels, drained before `rx`.
+    pub priority_rx: mpsc::Receiver<Arc<Item>>,
     pub live_from: u64,
     /// The latest events on its channels, oldest first.
     pub last_values: Vec<Arc<Item>>,
@@ -228,6 +243,7 @@ impl Hub {
         kill: Arc<Notify>,
     ) -> Option<Registration> {
         let (tx, rx) = mpsc::channel(self.queue);
+        let (priority_tx, priority_rx) = mpsc::channel(self.queue);
         let overflowed = Arc::new(AtomicBool::new(false));
         let mut s = lock(&self.state);
         if s.closed {
@@ -242,6 +258,7 @@ impl Hub {
             id,
             Slot {
                 tx,
+                priority_tx,
                 channels: channels.to_vec(),
                 overflowed: overflowed.clone(),
                 kill,
@@ -250,6 +267,7 @@ impl Hub {
         Some(Registration {
             id,
             rx,
+            priority_rx,
             live_from: s.live_from,
             last_values: s.last.snapshot(channels.iter().map(String::as_str)),
             overflowed,
@@ -315,9 +333,11 @@ impl Hub {
             }
             targets.sort_unstable();
             targets.dedup();
+            let priority = routing.lane_of(&ev) == Lane::Priority;
             for id in &targets {
                 if let Some(slot) = s.clients.get(id) {
-                    if slot.tx.try_send(item.clone()).is_err() {
+                    let tx = if priority { &slot.priority_tx } else { &slot.tx };
+                    if tx.try_send(item.clone()).is_err() {
                         overflowed.push(*id);
                     }
                 }

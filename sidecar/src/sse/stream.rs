@@ -49,6 +49,9 @@ pub struct ClientStream {
     routing: Routing,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
+    /// The SSE id of the last event sent in journal order (what an alarm
+    /// that overtakes queued events carries).
+    last_in_order: Option<u64>,
     /// Held for the stream's life (connection counts).
     _guard: Box<dyn Send + Sync>,
     done: bool,
@@ -113,6 +116,7 @@ impl ClientStream {
             routing,
             metrics,
             shutdown,
+            last_in_order: None,
             _guard: guard,
             done: false,
         }
@@ -120,16 +124,25 @@ impl ClientStream {
 
     pub fn into_stream(self) -> impl Stream<Item = Result<Event, Infallible>> + Send {
         futures_util::stream::unfold(self, |mut s| async move {
-            let item = s.next().await?;
+            let (item, overtakes) = s.next().await?;
             if item.offset.is_some() {
                 s.metrics.sse.events_sent.inc();
             }
-            let event = item.to_event(&s.request.channels, s.request.envelope);
+            let id = if overtakes {
+                s.last_in_order
+            } else {
+                if item.offset.is_some() {
+                    s.last_in_order = item.offset;
+                }
+                item.offset
+            };
+            let event = item.to_event_with_id(&s.request.channels, s.request.envelope, id);
             Some((Ok(event), s))
         })
     }
 
-    async fn next(&mut self) -> Option<Item> {
+    /// The next item, and whether it is an alarm overtaking queued events.
+    async fn next(&mut self) -> Option<(Item, bool)> {
         if self.done || *self.shutdown.borrow() {
             return None;
         }
@@ -138,32 +151,43 @@ impl ClientStream {
             .is_some_and(|at| tokio::time::Instant::now() >= at)
         {
             self.done = true;
-            return Some(expired());
+            return Some((expired(), false));
         }
         if let Some(item) = self.pending.pop_front() {
-            return Some(item);
+            return Some((item, false));
         }
         if self.catch_up.is_some() {
             if let Some(item) = self.catch_up_next().await {
-                return Some(item);
+                return Some((item, false));
             }
             self.catch_up = None;
             if *self.shutdown.borrow() {
                 return None;
             }
         }
+        // Alarms first: the priority queue before the telemetry queue.
+        if let Ok(item) = self.reg.priority_rx.try_recv() {
+            let overtakes = !self.reg.rx.is_empty();
+            return Some(((*item).clone(), overtakes));
+        }
         tokio::select! {
+            biased;
+            Some(item) = self.reg.priority_rx.recv() => {
+                // Events queued before it arrived are older: it overtakes them.
+                let overtakes = !self.reg.rx.is_empty();
+                Some(((*item).clone(), overtakes))
+            }
             item = self.reg.rx.recv() => match item {
-                Some(item) => Some((*item).clone()),
+                Some(item) => Some(((*item).clone(), false)),
                 None => {
                     self.done = true;
-                    self.reg.overflowed.load(Ordering::Acquire).then(overflow)
+                    self.reg.overflowed.load(Ordering::Acquire).then(|| (overflow(), false))
                 }
             },
             _ = self.shutdown.changed() => None,
             _ = sleep_until(self.expires_at), if self.expires_at.is_some() => {
                 self.done = true;
-                Some(expired())
+                Some((expired(), false))
             }
         }
     }

@@ -66,19 +66,22 @@ impl RuleConfig {
                 self.channels
             ));
         }
-        if self.channels.is_empty()
-            || !self
-                .channels
-                .bytes()
-                .all(|b| b == b'*' || scada_core::validate::channel_name(&[b]).is_ok())
-        {
-            return Err(format!(
-                "throttle rule pattern {:?} must be channel characters and *",
-                self.channels
-            ));
-        }
-        Ok(())
+        validate_pattern(&self.channels).map_err(|e| format!("throttle rule {e}"))
     }
+}
+
+/// A channel pattern (throttle and priority rules): channel characters and `*`.
+pub fn validate_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty()
+        || !pattern
+            .bytes()
+            .all(|b| b == b'*' || scada_core::validate::channel_name(&[b]).is_ok())
+    {
+        return Err(format!(
+            "pattern {pattern:?} must be channel characters and *"
+        ));
+    }
+    Ok(())
 }
 
 pub use scada_core::validate::glob;

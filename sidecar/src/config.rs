@@ -643,9 +643,8 @@ impl Config {
             rule.validate().map_err(ConfigError)?;
         }
         for pattern in &self.priority {
-            crate::throttle::rules::validate_pattern(pattern).map_err(|e| {
-                ConfigError(format!("priority / {}: {e}", env::SCADA_PRIORITY))
-            })?;
+            crate::throttle::rules::validate_pattern(pattern)
+                .map_err(|e| ConfigError(format!("priority / {}: {e}", env::SCADA_PRIORITY)))?;
         }
         if let Some(sse) = &self.sse {
             sse.validate()?;

@@ -223,7 +223,10 @@ mod tests {
         let prio = r.for_lane(Lane::Priority);
         let tele = r.for_lane(Lane::Telemetry);
         let skip = Some(vec!["skip".to_string()]);
-        assert_eq!(route(&prio, &frame(&["alarms-1"], 0)), Some(vec!["alarms-1".into()]));
+        assert_eq!(
+            route(&prio, &frame(&["alarms-1"], 0)),
+            Some(vec!["alarms-1".into()])
+        );
         assert_eq!(route(&tele, &frame(&["alarms-1"], 0)), skip);
         // A derived (throttle output) event is telemetry unless on a priority channel.
         assert_eq!(route(&prio, &frame(&["scada-1"], DERIVED)), skip);

@@ -303,9 +303,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     for target in &config.pusher {
         let cursor = format!("pusher-{}", target.name);
-        for lane in
-            destination_lanes(&journal, &metrics, &routing, &cursor, &target.name, "pusher")?
-        {
+        for lane in destination_lanes(
+            &journal,
+            &metrics,
+            &routing,
+            &cursor,
+            &target.name,
+            "pusher",
+        )? {
             destinations.push(json!({"name": lane.name, "kind": "pusher", "lane": lane.lane, "target": target.base_url(), "app_id": target.app_id, "max_batch_events": target.max_batch_events}));
             // Each lane its own HTTP client (connections) and retrier.
             let sink = PusherSink::new(target.clone(), lane.reader, lane.routing)

@@ -170,7 +170,10 @@ async fn alarms_overtake_a_telemetry_backlog_behind_a_slow_pusher_target_across_
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"slow") && names.contains(&"slow:priority"), "{names:?}");
+    assert!(
+        names.contains(&"slow") && names.contains(&"slow:priority"),
+        "{names:?}"
+    );
     let lanes: Vec<&str> = status["destinations"]
         .as_array()
         .unwrap()
@@ -196,7 +199,10 @@ async fn alarms_overtake_a_telemetry_backlog_behind_a_slow_pusher_target_across_
         seq8 += 1;
         client
             .send(&event(
-                EventId { origin: 8, seq: seq8 },
+                EventId {
+                    origin: 8,
+                    seq: seq8,
+                },
                 &["alarms-1"],
                 "e",
                 None,
@@ -240,7 +246,10 @@ async fn alarms_overtake_a_telemetry_backlog_behind_a_slow_pusher_target_across_
         .unwrap()
         .iter()
         .filter(|s| s["kind"] == "pusher")
-        .map(|s| s["replayed_after_restart"].as_u64().unwrap() + s["resent_after_unclear_failure"].as_u64().unwrap())
+        .map(|s| {
+            s["replayed_after_restart"].as_u64().unwrap()
+                + s["resent_after_unclear_failure"].as_u64().unwrap()
+        })
         .sum();
     let received = pusher.got.lock().unwrap().len() as u64;
     assert!(
@@ -267,7 +276,9 @@ async fn a_priority_rule_removed_after_a_run_loses_no_alarm_and_does_not_pin_the
     drop(client);
     sidecar.abort().await;
     assert_eq!(pusher.count("alarms-"), 0);
-    assert!(dir.join("data/cursors/pusher-slow.priority.cursor").exists());
+    assert!(dir
+        .join("data/cursors/pusher-slow.priority.cursor")
+        .exists());
 
     // Next run without the rule: the alarm still arrives, once the stale
     // cursor is folded back; the stale file is gone.
@@ -280,7 +291,9 @@ async fn a_priority_rule_removed_after_a_run_loses_no_alarm_and_does_not_pin_the
         f.get("alarms-1").is_some_and(|v| v == &[0]) && f.get("plant-0").is_some_and(|v| v == &[0])
     })
     .await;
-    assert!(!dir.join("data/cursors/pusher-slow.priority.cursor").exists());
+    assert!(!dir
+        .join("data/cursors/pusher-slow.priority.cursor")
+        .exists());
     let status = sidecar.status().await;
     let sinks: Vec<&str> = status["sinks"]
         .as_array()
@@ -292,7 +305,10 @@ async fn a_priority_rule_removed_after_a_run_loses_no_alarm_and_does_not_pin_the
     // The telemetry in between went again, and is counted as such.
     let slow = &status["sinks"][1];
     assert_eq!(pusher.count("plant-0"), 2);
-    assert!(slow["replayed_after_restart"].as_u64().unwrap() >= 1, "{slow}");
+    assert!(
+        slow["replayed_after_restart"].as_u64().unwrap() >= 1,
+        "{slow}"
+    );
     sidecar.stop().await;
 }
 

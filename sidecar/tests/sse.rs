@@ -1067,7 +1067,11 @@ async fn an_alarm_overtakes_a_telemetry_backlog_queued_for_a_slow_client() {
     }
     let text = String::from_utf8_lossy(&text);
     assert!(!text.contains("event: overflow"), "no overflow expected");
-    assert_eq!(text.matches("event: telemetry").count() as u64, n, "every telemetry event arrives");
+    assert_eq!(
+        text.matches("event: telemetry").count() as u64,
+        n,
+        "every telemetry event arrives"
+    );
     let at = text.find("event: alarm").expect("the alarm arrives");
     let before = &text[..at];
     let telemetry_before = before.matches("event: telemetry").count() as u64;

@@ -88,5 +88,6 @@ for B in 10 100; do
   fi
   stop_sidecar
 done
+echo; "$ROOT/tests/bench/priority.sh" || BENCH_FAILED=1
 rm -rf "$WORK"
 exit "${BENCH_FAILED:-0}"

@@ -23,6 +23,7 @@ lock = threading.Lock()
 latencies_ms = []
 telemetry = 0
 telemetry_at_last_alarm = 0
+started = time.time()
 done = threading.Event()
 
 
@@ -58,12 +59,9 @@ class Handler(BaseHTTPRequestHandler):
                     telemetry += 1
             if len(latencies_ms) >= EXPECT:
                 done.set()
-        out = b"{}"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        # One write: headers and body in separate segments would meet the
+        # client's delayed ACK (Nagle) and add ~40 ms to every request.
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
 
     def log_message(self, *args):
         pass
@@ -82,12 +80,13 @@ threading.Thread(target=server.serve_forever, daemon=True).start()
 timed_out = not done.wait(TIMEOUT_S)
 with lock:
     lat = sorted(latencies_ms)
-    line = "alarms=%d/%d alarm_p50_ms=%s alarm_p99_ms=%s telemetry_delivered_before_last_alarm=%d" % (
+    line = "alarms=%d/%d alarm_p50_ms=%s alarm_p99_ms=%s telemetry_delivered_before_last_alarm=%d target_telemetry_per_s=%.0f" % (
         len(lat),
         EXPECT,
         ("%.1f" % pct(lat, 50)) if lat else "none",
         (">%d" % (TIMEOUT_S * 1000)) if timed_out else "%.1f" % pct(lat, 99),
         telemetry_at_last_alarm if lat else telemetry,
+        telemetry / (time.time() - started),
     )
 with open(RESULT, "w") as f:
     f.write(line + "\n")

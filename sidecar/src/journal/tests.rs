@@ -345,7 +345,9 @@ fn a_new_priority_lane_starts_at_its_telemetry_lane_and_a_removed_one_is_folded_
     {
         let (j, _) = open(&dir, cfg(2000, 1 << 20));
         let m = Metrics::default().sink("p", "test");
-        let mut prio = j.reader_seeded("pusher-main.priority", "pusher-main", m).unwrap();
+        let mut prio = j
+            .reader_seeded("pusher-main.priority", "pusher-main", m)
+            .unwrap();
         assert_eq!(prio.position(), 500);
         // What the single lane had sent before is counted when sent again.
         prio.count_replayed(550, 1);
@@ -356,7 +358,9 @@ fn a_new_priority_lane_starts_at_its_telemetry_lane_and_a_removed_one_is_folded_
         // An existing priority cursor is not re-seeded.
         drop(prio);
         let m = Metrics::default().sink("p", "test");
-        let prio = j.reader_seeded("pusher-main.priority", "pusher-main", m).unwrap();
+        let prio = j
+            .reader_seeded("pusher-main.priority", "pusher-main", m)
+            .unwrap();
         assert_eq!(prio.position(), 520);
     }
     // The rule is removed: the stale priority cursor rewinds the telemetry
@@ -364,12 +368,20 @@ fn a_new_priority_lane_starts_at_its_telemetry_lane_and_a_removed_one_is_folded_
     // never pins the journal.
     let (j, _) = open(&dir, cfg(2000, 1 << 20));
     let head = j.head();
-    assert_eq!(j.fold_cursor("pusher-main.priority", "pusher-main").unwrap(), head - 520);
+    assert_eq!(
+        j.fold_cursor("pusher-main.priority", "pusher-main")
+            .unwrap(),
+        head - 520
+    );
     assert!(!dir.join("cursors/pusher-main.priority.cursor").exists());
     let telemetry = reader(&j, "pusher-main");
     assert_eq!(telemetry.position(), 520);
     telemetry.count_replayed(550, 3);
     assert_eq!(telemetry.metrics.replayed_after_restart.get(), 3);
     // Nothing to fold the second time.
-    assert_eq!(j.fold_cursor("pusher-main.priority", "pusher-main").unwrap(), 0);
+    assert_eq!(
+        j.fold_cursor("pusher-main.priority", "pusher-main")
+            .unwrap(),
+        0
+    );
 }

@@ -336,7 +336,11 @@ impl Hub {
             let priority = routing.lane_of(&ev) == Lane::Priority;
             for id in &targets {
                 if let Some(slot) = s.clients.get(id) {
-                    let tx = if priority { &slot.priority_tx } else { &slot.tx };
+                    let tx = if priority {
+                        &slot.priority_tx
+                    } else {
+                        &slot.tx
+                    };
                     if tx.try_send(item.clone()).is_err() {
                         overflowed.push(*id);
                     }

@@ -32,6 +32,23 @@ final class LaravelCommandsTest extends IntegrationTestCase
         $this->assertSame(1, json_decode(substr($json, strpos($json, '{')), true)['sidecar']['ingest']['events']);
     }
 
+    public function test_status_shows_each_destination_s_priority_lane_with_a_priority_rule(): void
+    {
+        $this->startPusherStack(['SCADA_PRIORITY' => 'alarms-*'], withRedis: true);
+        $this->service()->broadcast('alarms-1', 'e', ['a' => 1]);
+        $this->service()->broadcast('x', 'e', ['a' => 2]);
+        $this->service()->flush();
+        Processes::waitFor(fn () => array_sum(array_column($this->sidecar->status()['sinks'], 'delivered')) === 4, 10, 'delivery');
+
+        [$code, $out] = $this->laravel()->artisan(['scada:status']);
+        $this->assertSame(0, $code, $out);
+        // One event each: the alarm through the priority lanes, the rest through the telemetry lanes.
+        $this->assertMatchesRegularExpression('/\| redis:priority\s+\| redis\s+\| redis:\/\/127\.0\.0\.1:\d+\/0\s+\| yes\s+\| 1 /', $out);
+        $this->assertMatchesRegularExpression('/\| redis\s+\| redis\s+\| redis:\/\/127\.0\.0\.1:\d+\/0\s+\| yes\s+\| 1 /', $out);
+        $this->assertMatchesRegularExpression('/\| pusher:priority\s+\| pusher\s+\| http:\/\/127\.0\.0\.1:\d+\s+\| yes\s+\| 1 /', $out);
+        $this->assertMatchesRegularExpression('/\| pusher\s+\| pusher\s+\| http:\/\/127\.0\.0\.1:\d+\s+\| yes\s+\| 1 /', $out);
+    }
+
     public function test_status_says_clearly_when_the_sidecar_is_down(): void
     {
         $this->startStack();

@@ -74,17 +74,20 @@ const onEvent = (name, event, data) => {
 };
 const onError = (name, e) => write({ error: name, status: e && e.status, detail: e && (e.error || e.type) });
 if (args.echo) {
-  // laravel-echo comes from the Echo connector tests' node_modules (tests/js/echo-sse).
-  const Echo = require("laravel-echo").default;
-  const echo = new Echo({ broadcaster: "pusher", client: pusher, withoutInterceptors: true });
-  for (const name of channels) {
-    const ch = name.startsWith("private-") ? echo.private(name.slice("private-".length)) : echo.channel(name);
-    if (ch.name !== name) throw new Error(`Echo subscribed ${ch.name}, not ${name}`);
-    ch.subscribed(() => onSubscribed(name))
-      .error((e) => onError(name, e))
-      .listen(args.echo, (data) => onEvent(name, args.echo, data))
-      .on("pusher:cache_miss", () => write({ cache_miss: name }));
-  }
+  // laravel-echo comes from the Echo connector tests' node_modules (tests/js/echo-sse, on NODE_PATH).
+  // Its CommonJS build is not loadable (the package is "type": "module"): import its ES module.
+  const esm = require("path").join(require("path").dirname(require.resolve("laravel-echo")), "echo.js");
+  import(require("url").pathToFileURL(esm).href).then(({ default: Echo }) => {
+    const echo = new Echo({ broadcaster: "pusher", client: pusher, withoutInterceptors: true });
+    for (const name of channels) {
+      const ch = name.startsWith("private-") ? echo.private(name.slice("private-".length)) : echo.channel(name);
+      if (ch.name !== name) throw new Error(`Echo subscribed ${ch.name}, not ${name}`);
+      ch.subscribed(() => onSubscribed(name))
+        .error((e) => onError(name, e))
+        .listen(args.echo, (data) => onEvent(name, args.echo, data))
+        .on("pusher:cache_miss", () => write({ cache_miss: name }));
+    }
+  }, (e) => { write({ error: "laravel-echo", detail: String(e) }); process.exit(1); });
 } else {
   for (const name of channels) {
     const ch = pusher.subscribe(name);

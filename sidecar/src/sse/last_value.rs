@@ -206,6 +206,19 @@ mod tests {
     }
 
     #[test]
+    fn an_older_event_never_replaces_a_newer_one() {
+        // The rebuild and the live stage may record the same events in any order.
+        let mut lv = LastValues::new(10, 10);
+        lv.record("a", "e1", &item(9));
+        lv.record("a", "e1", &item(4));
+        assert_eq!(offsets(lv.snapshot(["a"])), [Some(9)]);
+        lv.record("a", "e1", &item(9));
+        lv.record("a", "e1", &item(12));
+        assert_eq!(offsets(lv.snapshot(["a"])), [Some(12)]);
+        assert_eq!(lv.event_count(), 1);
+    }
+
+    #[test]
     fn is_bounded_in_channels_and_names() {
         let mut lv = LastValues::new(2, 2);
         lv.record("a", "e1", &item(1));

@@ -386,7 +386,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // The SSE listener for browsers (opt-in): tails the journal from here.
     if let Some(sse_cfg) = &config.sse {
         let (addr, tcp) = bind_tcp(&SSE_LISTENER, &sse_cfg.addr, sse_cfg.allow_remote).await?;
-        let hub = sse::Hub::new(sse_cfg, journal.head(), metrics.clone());
+        let start = journal.head();
+        let last = rebuild_last_values(&journal, &routing, sse_cfg, start).await;
+        let hub = sse::Hub::new(sse_cfg, start, metrics.clone(), last);
         let stage = sse::SseStage::new(journal.clone(), routing.clone(), hub.clone());
         background.spawn(stage.run(shutdown_rx.clone()));
         let app = sse::server::SseApp::new(
@@ -563,5 +565,51 @@ fn random_origin() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
+    }
+}
+
+/// The SSE last values as the newest journal data has them (bounded by
+/// `sse.last_value_rebuild_bytes`), so clients connecting after a restart
+/// see the current state at once. A read error costs only the last values.
+async fn rebuild_last_values(
+    journal: &Arc<Journal>,
+    routing: &Routing,
+    cfg: &crate::config::SseConfig,
+    to: u64,
+) -> sse::last_value::LastValues {
+    let (journal, routing) = (journal.clone(), routing.clone());
+    let (channels, names, budget) = (
+        cfg.last_value_channels,
+        cfg.last_value_events_per_channel,
+        cfg.last_value_rebuild_bytes,
+    );
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut last = sse::last_value::LastValues::new(channels, names);
+        let done = sse::last_value::rebuild(&journal, &routing, budget, to, &mut last);
+        (last, done)
+    })
+    .await;
+    match result {
+        Ok((last, Ok(done))) => {
+            info!(
+                from = done.from,
+                to = done.to,
+                events = done.events,
+                channels = last.channel_count(),
+                last_values = last.event_count(),
+                ms = started.elapsed().as_millis() as u64,
+                "SSE last values rebuilt from the journal"
+            );
+            last
+        }
+        Ok((last, Err(e))) => {
+            warn!(error = %e, "SSE: cannot rebuild the last values from the journal; new clients see only what arrives from now on");
+            last
+        }
+        Err(e) => {
+            warn!(error = %e, "SSE: the last-value rebuild failed");
+            sse::last_value::LastValues::new(channels, names)
+        }
     }
 }

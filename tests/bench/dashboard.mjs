@@ -8,10 +8,11 @@
 //   feed=idle     the same page with its cards (the tag list and one sample
 //                 per tag), then no input: the baseline (the frame counter,
 //                 timers, the status bar).
-// For each, Chromium's own counters (CDP Performance.getMetrics through
-// page.metrics(): TaskDuration, ScriptDuration, LayoutDuration,
-// RecalcStyleDuration) over --seconds after a warm-up give the main thread's
-// busy milliseconds per second; a requestAnimationFrame counter gives frames/s;
+// For each, Chromium's own counters (CDP Performance.getMetrics, what
+// page.metrics() reads: TaskDuration, ScriptDuration, LayoutDuration,
+// RecalcStyleDuration, TaskOtherDuration, all wall-clock time inside the main
+// thread's tasks; ThreadTime, that thread's CPU time; ProcessTime, the whole
+// renderer's CPU) over --seconds after a warm-up give milliseconds per second; a requestAnimationFrame counter gives frames/s;
 // the page's stats() what it received. One line per variant:
 //   dashboard feed=windows input=10012/s busy_ms_per_s=… script_ms_per_s=… layout_ms_per_s=… style_ms_per_s=… fps=… received_events/s=… received_samples/s=… overflows=…
 //
@@ -114,10 +115,13 @@ async function variant(browser, feed) {
       const s = window.scadaDashboard.stats();
       return { events: s.events, samples: s.samples, frames: window.benchFrames, at: performance.now() };
     });
+    const cdp = await page.createCDPSession();
+    await cdp.send('Performance.enable');
+    const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
     const c0 = await counts();
-    const m0 = await page.metrics();
+    const m0 = await metrics();
     await sleep(opts.seconds * 1000);
-    const m1 = await page.metrics();
+    const m1 = await metrics();
     const c1 = await counts();
     const { code } = await producer.exited;
     const out = fs.readFileSync(path.join(work, 'feed.log'), 'utf8').trim();
@@ -130,7 +134,8 @@ async function variant(browser, feed) {
     const rate = (k) => Math.round(((c1[k] - c0[k]) * 1000) / (c1.at - c0.at));
     const sse = (await status(path.join(work, 'run/status.sock'))).sse ?? {};
     console.log(`dashboard feed=${feed} input=${sent.rate}/s tags=${opts.tags} busy_ms_per_s=${per('TaskDuration')} script_ms_per_s=${per('ScriptDuration')} `
-      + `layout_ms_per_s=${per('LayoutDuration')} style_ms_per_s=${per('RecalcStyleDuration')} fps=${rate('frames')} `
+      + `layout_ms_per_s=${per('LayoutDuration')} style_ms_per_s=${per('RecalcStyleDuration')} other_ms_per_s=${per('TaskOtherDuration')} `
+      + `main_thread_cpu_ms_per_s=${per('ThreadTime')} renderer_cpu_ms_per_s=${per('ProcessTime')} fps=${rate('frames')} `
       + `received_events/s=${rate('events')} received_samples/s=${rate('samples')} overflows=${sse.overflows ?? '?'} refused=${sent.refused} `
       + `heap_mb=${(m1.JSHeapUsedSize / 1048576).toFixed(1)}`);
   } finally {

@@ -43,6 +43,11 @@ for (const arg of process.argv.slice(2)) {
     process.exit(2);
   }
 }
+const unknown = opts.variants.split(',').filter((v) => !['idle', 'windows', 'raw'].includes(v));
+if (unknown.length) {
+  console.error(`dashboard.mjs: unknown variant ${unknown.join(', ')} (idle, windows, raw)`);
+  process.exit(2);
+}
 for (const [what, file] of [['the extension', EXT], ['the sidecar', SIDECAR]]) {
   if (!fs.existsSync(file)) {
     console.error(`dashboard.mjs: ${what} is missing: ${file} (make build)`);
@@ -150,9 +155,6 @@ async function variant(browser, feed) {
 const browser = await launch();
 try {
   for (const feed of opts.variants.split(',')) {
-    if (!['idle', 'windows', 'raw'].includes(feed)) {
-      throw new Error(`unknown variant ${feed} (idle, windows, raw)`);
-    }
     await variant(browser, feed);
   }
 } finally {

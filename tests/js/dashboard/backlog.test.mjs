@@ -98,8 +98,8 @@ after(async () => {
   }
 });
 
-/** Every event id the journal holds for `channels` after `lastId`, up to and including the first scada.alarm (a plain EventSource, resuming from the journal). */
-function journalIds(channels, lastId, timeoutMs) {
+/** Every event id the journal holds for `channels` after `lastId`, until it has given the first scada.alarm and `samples` telemetry events (a plain EventSource, resuming from the journal; the stop condition holds whichever comes first). */
+function journalIds(channels, lastId, samples, timeoutMs) {
   return new Promise((resolve, reject) => {
     const ids = [];
     const es = new EventSource(`${base}/sse?channels=${channels.join(',')}&last_event_id=${lastId}`);
@@ -112,12 +112,19 @@ function journalIds(channels, lastId, timeoutMs) {
       es.close();
       error ? reject(error) : resolve(result);
     };
-    for (const name of ['scada.data.received', 'scada.tags']) {
-      es.addEventListener(name, (e) => ids.push(e.lastEventId));
-    }
+    let telemetry = 0;
+    let alarm = null;
+    const check = () => alarm && telemetry >= samples && done({ ids, ...alarm });
+    es.addEventListener('scada.tags', (e) => ids.push(e.lastEventId));
+    es.addEventListener('scada.data.received', (e) => {
+      ids.push(e.lastEventId);
+      telemetry++;
+      check();
+    });
     es.addEventListener('scada.alarm', (e) => {
       ids.push(e.lastEventId);
-      done({ ids, alarmId: e.lastEventId, alarm: JSON.parse(e.data) });
+      alarm ??= { alarmId: e.lastEventId, alarm: JSON.parse(e.data) };
+      check();
     });
     es.addEventListener('gap', (e) => done(null, new Error(`gap in the journal replay: ${e.data}`)));
   });
@@ -160,7 +167,7 @@ test(`an alarm sent after ${SAMPLES} raw telemetry events sent flat out reaches 
   // The oracle: what the journal holds for the page's channels after the page's first event (the tag list,
   // received live before the burst), read by a plain EventSource. The page has each of those ids once, in order.
   assert.equal(st.events, SAMPLES + 2, 'the tag list, every sample, the alarm');
-  const journal = await journalIds(CHANNELS, st.ids[0], 120000);
+  const journal = await journalIds(CHANNELS, st.ids[0], SAMPLES, 120000);
   assert.equal(journal.ids.length, SAMPLES + 1);
   assert.deepEqual(st.ids.slice(1), journal.ids, 'the page got every id the journal holds for its channels, once, in order');
   assert.ok(st.ids.includes(journal.alarmId), `the alarm's id ${journal.alarmId} reached the page`);

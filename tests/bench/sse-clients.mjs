@@ -2,8 +2,9 @@
 // COUNT EventSource clients (the npm `eventsource` package, as a Node service
 // or a test would use it), client i on PER channels from bench-(FIRST+i)%CHANNELS
 // on. Each `bench.tick` event's latency is the receipt time minus the
-// producer's clock in its payload. The parent sends 'start' and 'stop' (the
-// measured window) and gets {received, latencies, errors, open}.
+// producer's clock in its payload; a jump in a channel's tick numbers counts
+// as missed. The parent sends 'start' and 'stop' (the measured window) and
+// gets {received, latencies, errors, open, missed}.
 import { createRequire } from 'node:module';
 
 // The test clients' package (tests/js/node_modules); ESM ignores NODE_PATH, so resolve from there.
@@ -15,6 +16,7 @@ let measuring = false;
 let received = 0;
 let errors = 0;
 let open = 0;
+let missed = 0; // ticks a client never got: a jump in a channel's seq (each channel's ticks are numbered 0, 1, 2, ...)
 const latencies = [];
 const clients = [];
 for (let i = 0; i < Number(count); i++) {
@@ -25,13 +27,20 @@ for (let i = 0; i < Number(count); i++) {
   const es = new EventSource(`${base}/sse?channels=${names.join(',')}`);
   es.onopen = () => { open++; };
   es.onerror = () => { errors++; };
+  const lastSeq = new Map(); // channel number → last seq seen
   es.addEventListener('bench.tick', (e) => {
+    const t = now();
+    const tick = JSON.parse(e.data);
+    const channel = tick.channel;
+    if (lastSeq.has(channel) && tick.seq !== lastSeq.get(channel) + 1) {
+      missed += Math.max(0, tick.seq - lastSeq.get(channel) - 1);
+    }
+    lastSeq.set(channel, tick.seq);
     if (!measuring) {
       return;
     }
-    const t = now();
     received++;
-    latencies.push(t - JSON.parse(e.data).sent_us / 1000);
+    latencies.push(t - tick.sent_us / 1000);
   });
   es.addEventListener('overflow', () => { errors++; });
   clients.push(es);
@@ -43,7 +52,7 @@ process.on('message', (m) => {
   } else if (m === 'stop') {
     measuring = false;
     clearInterval(report);
-    process.send({ done: true, received, latencies, errors, open }, () => {
+    process.send({ done: true, received, latencies, errors, open, missed }, () => {
       clients.forEach((es) => es.close());
       process.exit(0);
     });

@@ -8,7 +8,7 @@
 // Over --seconds after a warm-up: deliveries/s against expected, latency
 // (producer clock → receipt), the sidecar's CPU (utime + stime from
 // /proc/<pid>/stat) and RSS (/proc/<pid>/status). One line:
-//   sse clients=1000 channels=10 delivered/s=… expected/s=… p50_ms=… p99_ms=… sidecar_cpu_cores=… sidecar_rss_mb=… firehose=…/s
+//   sse clients=1000 channels=10 per_client=1 delivered/s=… expected/s=… p50_ms=… p99_ms=… max_ms=… sidecar_cpu_cores=… sidecar_rss_mb=… ticks/s=… firehose=…/s refused=… missed=… client_errors=… overflows=…
 //
 //   node tests/bench/sse.mjs [--clients=1000] [--procs=4] [--channels=10] [--per=1] [--updates=10] [--firehose=10000] [--seconds=15] [--warmup=3]
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -165,6 +165,7 @@ try {
   const secs = (t1 - t0) / 1000;
   const received = results.reduce((a, r) => a + r.received, 0);
   const errors = results.reduce((a, r) => a + r.errors, 0);
+  const missed = results.reduce((a, r) => a + r.missed, 0);
   const lat = new Float64Array(results.reduce((a, r) => a + r.latencies.length, 0));
   let i = 0;
   for (const r of results) {
@@ -178,7 +179,7 @@ try {
   console.log(`sse clients=${opts.clients} channels=${opts.channels} per_client=${opts.per} delivered/s=${Math.round(received / secs)} expected/s=${expected} `
     + `p50_ms=${percentile(lat, 50).toFixed(2)} p99_ms=${percentile(lat, 99).toFixed(2)} max_ms=${lat.length ? lat[lat.length - 1].toFixed(1) : NaN} `
     + `sidecar_cpu_cores=${((cpu1 - cpu0) / secs).toFixed(3)} sidecar_rss_mb=${rss.toFixed(1)} `
-    + `ticks/s=${tick.rate} firehose=${fire.rate}/s refused=${tick.refused + fire.refused} client_errors=${errors} overflows=${sse.overflows ?? '?'}`);
+    + `ticks/s=${tick.rate} firehose=${fire.rate}/s refused=${tick.refused + fire.refused} missed=${missed} client_errors=${errors} overflows=${sse.overflows ?? '?'}`);
 } finally {
   for (const w of workers) {
     if (w.exitCode === null) {

@@ -1,6 +1,7 @@
 <?php
 // The SSE benchmark's updates: every 1/RATE s one `bench.tick` event on each of
-// CHANNELS channels (bench-0 ..), carrying the producer's clock (sent_us,
+// CHANNELS channels (bench-0 ..), carrying the channel's number, the tick's
+// number (seq, so clients see a missed one) and the producer's clock (sent_us,
 // microseconds since the epoch) for the clients' latency, for SECONDS.
 // usage: php -d extension=... ticker.php CHANNELS RATE_PER_CHANNEL SECONDS
 // Prints {"sent", "refused", "seconds", "rate"} (events/s over all channels).
@@ -14,7 +15,7 @@ $sent = $refused = $tick = 0;
 $t0 = microtime(true);
 while (($now = microtime(true)) - $t0 < $seconds) {
     for ($c = 0; $c < $channels; $c++) {
-        $ok = $s->broadcast("bench-$c", 'bench.tick', ['seq' => $tick, 'sent_us' => (int) (microtime(true) * 1e6)]);
+        $ok = $s->broadcast("bench-$c", 'bench.tick', ['channel' => $c, 'seq' => $tick, 'sent_us' => (int) (microtime(true) * 1e6)]);
         $ok ? $sent++ : $refused++;
     }
     $tick++;

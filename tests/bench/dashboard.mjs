@@ -1,7 +1,7 @@
 // Issue 15, deliverable 5: what the dashboard costs the browser's main thread.
 // The same input, 10k samples/s of --tags tags from PHP (tests/demo/feed.php,
 // broadcastData through the extension), reaches the page served by a real
-// sidecar over SSE in two ways:
+// sidecar over SSE (three variants, the last a baseline):
 //   feed=windows  a throttle rule aggregates the channel into 100 ms windows
 //                 (10 events/s for the page, every sample counted in them);
 //   feed=raw      no rule: every sample is an event for the page;
@@ -12,9 +12,11 @@
 // page.metrics() reads: TaskDuration, ScriptDuration, LayoutDuration,
 // RecalcStyleDuration, TaskOtherDuration, all wall-clock time inside the main
 // thread's tasks; ThreadTime, that thread's CPU time; ProcessTime, the whole
-// renderer's CPU) over --seconds after a warm-up give milliseconds per second; a requestAnimationFrame counter gives frames/s;
-// the page's stats() what it received. One line per variant:
-//   dashboard feed=windows input=10012/s busy_ms_per_s=… script_ms_per_s=… layout_ms_per_s=… style_ms_per_s=… fps=… received_events/s=… received_samples/s=… overflows=…
+// renderer's CPU) over --seconds after a warm-up give milliseconds per
+// second; a requestAnimationFrame counter gives frames/s; the page's stats()
+// what it received. One line per variant:
+//   dashboard feed=windows input=9999/s tags=36 busy_ms_per_s=… script_ms_per_s=… layout_ms_per_s=… style_ms_per_s=… other_ms_per_s=…
+//     main_thread_cpu_ms_per_s=… renderer_cpu_ms_per_s=… fps=… received_events/s=… received_samples/s=… overflows=… refused=… heap_mb=…
 //
 //   node tests/bench/dashboard.mjs [--rate=10000] [--tags=36] [--seconds=10] [--warmup=3] [--variants=idle,windows,raw]
 import { spawn } from 'node:child_process';

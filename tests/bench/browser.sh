@@ -3,7 +3,7 @@
 # 100 ms windows vs every raw sample vs no input (tests/bench/dashboard.mjs; one line per
 # variant). Needs the release build and tests/js/dashboard/node_modules
 # (tests/bin/install-deps.sh --no-sockudo).
-#   tests/bench/browser.sh [--rate=10000] [--tags=36] [--seconds=10] [--warmup=3] [--variants=idle,windows,raw]
+#   tests/bench/browser.sh [--rate=10000] [--tags=36] [--seconds=10] [--warmup=3] [--variants=idle,windows,raw] [--trace=N]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 [ -d "$ROOT/tests/js/dashboard/node_modules/puppeteer-core" ] || { echo "browser.sh: puppeteer-core missing: tests/bin/install-deps.sh --no-sockudo" >&2; exit 1; }

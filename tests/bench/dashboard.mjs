@@ -18,7 +18,10 @@
 //   dashboard feed=windows input=9999/s tags=36 busy_ms_per_s=… script_ms_per_s=… layout_ms_per_s=… style_ms_per_s=… other_ms_per_s=…
 //     main_thread_cpu_ms_per_s=… renderer_cpu_ms_per_s=… fps=… received_events/s=… received_samples/s=… overflows=… refused=… heap_mb=…
 //
-//   node tests/bench/dashboard.mjs [--rate=10000] [--tags=36] [--seconds=10] [--warmup=3] [--variants=idle,windows,raw]
+//   node tests/bench/dashboard.mjs [--rate=10000] [--tags=36] [--seconds=10] [--warmup=3] [--variants=idle,windows,raw] [--trace=N]
+// --trace=N adds, per variant, N s under Chromium's timeline tracing: a second
+// line with the main thread's time per second by trace event (RunTask is the
+// total; Commit is the compositor commit, v8.callFunction script).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -32,15 +35,15 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const EXT = process.env.SCADA_EXTENSION || path.join(ROOT, 'target/release/libscada_broadcast.so');
 const SIDECAR = process.env.SCADA_SIDECAR_BIN || path.join(ROOT, 'target/release/scada-sidecar');
 
-const opts = { rate: 10000, tags: 36, seconds: 10, warmup: 3, variants: 'idle,windows,raw' };
+const opts = { rate: 10000, tags: 36, seconds: 10, warmup: 3, variants: 'idle,windows,raw', trace: 0 };
 for (const arg of process.argv.slice(2)) {
   const m = /^--([a-z]+)=(.+)$/.exec(arg);
   if (!m || !(m[1] in opts)) {
-    console.error(`dashboard.mjs: unknown argument ${arg}\nusage: node tests/bench/dashboard.mjs [--rate=N] [--tags=N] [--seconds=N] [--warmup=N] [--variants=idle,windows,raw]`);
+    console.error(`dashboard.mjs: unknown argument ${arg}\nusage: node tests/bench/dashboard.mjs [--rate=N] [--tags=N] [--seconds=N] [--warmup=N] [--variants=idle,windows,raw] [--trace=N]`);
     process.exit(2);
   }
   opts[m[1]] = m[1] === 'variants' ? m[2] : Number(m[2]);
-  if (m[1] !== 'variants' && !(opts[m[1]] > 0)) {
+  if (m[1] !== 'variants' && !(opts[m[1]] > 0 || (m[1] === 'trace' && opts.trace === 0))) {
     console.error(`dashboard.mjs: --${m[1]} must be a positive number, got ${m[2]}`);
     process.exit(2);
   }
@@ -114,7 +117,7 @@ async function variant(browser, feed) {
       };
       requestAnimationFrame(frame);
     });
-    const input = feed === 'idle' ? [`--count=${opts.tags}`, '--rate=0'] : [`--rate=${opts.rate}`, `--seconds=${opts.warmup + opts.seconds + 1}`];
+    const input = feed === 'idle' ? [`--count=${opts.tags}`, '--rate=0'] : [`--rate=${opts.rate}`, `--seconds=${opts.warmup + opts.seconds + opts.trace + 1}`];
     producer = start(work, 'feed', 'php', ['-d', `extension=${EXT}`, path.join(ROOT, 'tests/demo/feed.php'), '--channel=plant-live',
       `--tags=${opts.tags}`, ...input], { SCADA_SIDECAR_SOCKET: socket, SCADA_SPOOL_DIR: path.join(work, 'run/spool') });
     await sleep(opts.warmup * 1000);
@@ -130,6 +133,24 @@ async function variant(browser, feed) {
     await sleep(opts.seconds * 1000);
     const m1 = await metrics();
     const c1 = await counts();
+    // --trace=N: then N more seconds under Chromium's timeline tracing (slower), the main thread's events by total time.
+    let breakdown = '';
+    if (opts.trace > 0) {
+      const file = path.join(work, 'trace.json');
+      await page.tracing.start({ path: file, categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'toplevel'] });
+      await sleep(opts.trace * 1000);
+      await page.tracing.stop();
+      const events = JSON.parse(fs.readFileSync(file, 'utf8')).traceEvents;
+      const main = new Set(events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+      const total = {};
+      for (const e of events) {
+        if (e.ph === 'X' && e.dur && main.has(`${e.pid}:${e.tid}`)) {
+          total[e.name] = (total[e.name] ?? 0) + e.dur / 1000;
+        }
+      }
+      const wanted = ['RunTask', 'Commit', 'v8.callFunction', 'FunctionCall', 'FireAnimationFrame', 'EventDispatch', 'Layout', 'Paint', 'PrePaint', 'Layerize', 'UpdateLayoutTree', 'MinorGC', 'MajorGC'];
+      breakdown = `\ndashboard feed=${feed} trace_ms_per_s ` + wanted.map((n) => `${n}=${((total[n] ?? 0) / opts.trace).toFixed(1)}`).join(' ');
+    }
     const { code } = await producer.exited;
     const out = fs.readFileSync(path.join(work, 'feed.log'), 'utf8').trim();
     if (code !== 0) {
@@ -144,7 +165,7 @@ async function variant(browser, feed) {
       + `layout_ms_per_s=${per('LayoutDuration')} style_ms_per_s=${per('RecalcStyleDuration')} other_ms_per_s=${per('TaskOtherDuration')} `
       + `main_thread_cpu_ms_per_s=${per('ThreadTime')} renderer_cpu_ms_per_s=${per('ProcessTime')} fps=${rate('frames')} `
       + `received_events/s=${rate('events')} received_samples/s=${rate('samples')} overflows=${sse.overflows ?? '?'} refused=${sent.refused} `
-      + `heap_mb=${(m1.JSHeapUsedSize / 1048576).toFixed(1)}`);
+      + `heap_mb=${(m1.JSHeapUsedSize / 1048576).toFixed(1)}${breakdown}`);
   } finally {
     await page?.close();
     producer?.kill('SIGTERM');

@@ -23,7 +23,10 @@ import { PAGE_ROOT } from './page-server.mjs';
 const ROOT = path.resolve(PAGE_ROOT, '../../..');
 const EXT = process.env.SCADA_EXTENSION || path.join(ROOT, 'target/release/libscada_broadcast.so');
 const SIDECAR = process.env.SCADA_SIDECAR_BIN || path.join(ROOT, 'target/release/scada-sidecar');
-const SAMPLES = Number(process.env.BACKLOG_SAMPLES || 40000); // < the page's 100,000 ids kept by stats()
+// Below the page's 100,000 ids kept by stats(), and about 5.6 MB in the extension's buffer (8 MiB, ~187 bytes an
+// event), so no call is refused even if its writer stalls: with 80,000, 2 runs in 12 had 35,013 calls refused, the
+// alarm among them (the default overflow policy, reject, for every channel).
+const SAMPLES = Number(process.env.BACKLOG_SAMPLES || 30000);
 const CHANNELS = ['plant-raw', 'alarms-plant'];
 
 const children = [];
@@ -143,7 +146,7 @@ test(`an alarm sent after ${SAMPLES} raw telemetry events sent flat out reaches 
   const { code } = await feed.exited;
   assert.equal(code, 0, logOf('feed'));
   const sent = JSON.parse(logOf('feed').trim().split('\n').at(-1));
-  assert.deepEqual([sent.samples, sent.refused, sent.alarms], [SAMPLES, 0, 1], logOf('feed'));
+  assert.deepEqual([sent.samples, sent.refused, sent.alarms], [SAMPLES, 0, 1], `every call accepted (the buffer holds them all): ${logOf('feed')}`);
   t.diagnostic(`feed.php: ${sent.samples} samples in ${sent.seconds} s (${sent.rate}/s), then the alarm`);
 
   // The toast, as the operator sees it (it stays toastMs, 8 s: waitForSelector watches the DOM as it changes).

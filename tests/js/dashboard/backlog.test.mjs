@@ -24,8 +24,8 @@ const ROOT = path.resolve(PAGE_ROOT, '../../..');
 const EXT = process.env.SCADA_EXTENSION || path.join(ROOT, 'target/release/libscada_broadcast.so');
 const SIDECAR = process.env.SCADA_SIDECAR_BIN || path.join(ROOT, 'target/release/scada-sidecar');
 // Below the page's 100,000 ids kept by stats(), and about 5.6 MB in the extension's buffer (8 MiB, ~187 bytes an
-// event), so no call is refused even if its writer stalls: with 80,000, 2 runs in 12 had 35,013 calls refused, the
-// alarm among them (the default overflow policy, reject, for every channel).
+// event), so no call is refused even if its writer stalls: with 80,000, one run had 35,013 calls refused, the alarm
+// among them (the default overflow policy, reject, for every channel).
 const SAMPLES = Number(process.env.BACKLOG_SAMPLES || 30000);
 const CHANNELS = ['plant-raw', 'alarms-plant'];
 

@@ -523,7 +523,10 @@ async fn connection(
         }
         _ = kill.notified() => {
             // Overflowed: a client that reads takes its final event and
-            // reconnects; one that does not is cut off.
+            // reconnects; one that does not is cut off. The connection takes
+            // no further request: a browser would send its resumed stream on
+            // it, and the grace is for the overflowed stream only.
+            conn.as_mut().graceful_shutdown();
             let grace = Duration::from_millis(cfg.overflow_grace_ms);
             let _ = tokio::time::timeout(grace, conn.as_mut()).await;
         }

@@ -77,8 +77,11 @@ final class DashboardRouteTest extends IntegrationTestCase
             '../composer.json', '..%2Fcomposer.json', 'js/nope.js', 'vendor', '../src/Http/DashboardController.php', 'js/main.js%00.css', 'js%00/main.js'] as $path) {
             [$status, , $body] = TestApp::request('GET', "$base/scada/dashboard/$path");
             $this->assertSame(404, $status, "$path: $body");
+            // Nothing of the files they point at (an APP_DEBUG error page names paths, never contents).
             $this->assertStringNotContainsString('ScadaSseConnector', $body, $path);
-            $this->assertStringNotContainsString('scada-broadcast', $body, $path);
+            $this->assertStringNotContainsString('# scada-broadcast', $body, $path);
+            $this->assertStringNotContainsString('"scada-broadcast/laravel"', $body, $path);
+            $this->assertStringNotContainsString('class DashboardController', $body, $path);
         }
     }
 

@@ -815,7 +815,10 @@ async fn raw_stream(port: u16, query: &str) -> TcpStream {
 async fn a_client_that_does_not_read_overflows_alone_and_resumes_from_its_last_id() {
     let s = Stack::start("overflow", |c| {
         c.sse.as_mut().unwrap().client_queue_events = 64;
-        c.sse.as_mut().unwrap().overflow_grace_ms = 5000;
+        // Longer than WAIT: the connection must close when the overflowed
+        // stream ends, not when the grace runs out (a browser would send its
+        // resumed stream on a connection still open, and have it cut).
+        c.sse.as_mut().unwrap().overflow_grace_ms = 120_000;
     })
     .await;
     let mut sub = s.redis.subscribe("*").await;
@@ -847,10 +850,12 @@ async fn a_client_that_does_not_read_overflows_alone_and_resumes_from_its_last_i
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(u(&s.sse_status().await["overflows"]), 1);
 
-    // The slow client now reads: what was queued, then the final overflow event, then the end.
+    // The slow client now reads: what was queued, then the final overflow
+    // event, then the end of the connection (no keep-alive after an overflow).
     let mut text = Vec::new();
-    let _ = tokio::time::timeout(WAIT, slow.read_to_end(&mut text))
+    tokio::time::timeout(WAIT, slow.read_to_end(&mut text))
         .await
+        .expect("the overflowed connection closes after its final event")
         .unwrap();
     let text = String::from_utf8_lossy(&text);
     assert!(

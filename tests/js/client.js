@@ -74,7 +74,7 @@ const onEvent = (name, event, data) => {
 };
 const onError = (name, e) => write({ error: name, status: e && e.status, detail: e && (e.error || e.type) });
 if (args.echo) {
-  // laravel-echo comes from the Echo connector tests' node_modules (tests/js/echo-sse, on NODE_PATH).
+  // laravel-echo 2.x: a dependency of these test clients (tests/js/package.json), in the docker test image too.
   // Its CommonJS build is not loadable (the package is "type": "module"): import its ES module.
   const esm = require("path").join(require("path").dirname(require.resolve("laravel-echo")), "echo.js");
   import(require("url").pathToFileURL(esm).href).then(({ default: Echo }) => {

@@ -37,7 +37,7 @@ phpunit: build
 # the dashboard page (php/resources/dashboard) in headless chromium, its logic, its vendored assets.
 js-test: build
 	cd tests/js/echo-sse && node --test connector.test.mjs
-	cd tests/js/dashboard && node --test model.test.mjs vendor.test.mjs dashboard.test.mjs plant.test.mjs
+	cd tests/js/dashboard && node --test model.test.mjs vendor.test.mjs dashboard.test.mjs plant.test.mjs backlog.test.mjs
 
 # The dashboard's vendored npm assets (php/resources/dashboard/vendor/, committed): rebuilt from the lock file.
 dashboard-assets:

@@ -91,10 +91,18 @@ return [
     | each channel by routes/channels.php as /broadcasting/auth does, behind the
     | same middleware as /broadcasting/auth unless token_middleware is set.
     | token_ttl: seconds a token stays valid (the connector fetches a new one).
+    | addr, cors, dashboard_connect: what `php artisan scada:sidecar` gives the
+    | sidecar: the listener's loopback address (empty: no SSE listener), the
+    | origins allowed cross-origin ('*' for any; empty: same origin only) and
+    | the origins its dashboard page may also connect to (e.g. ws://host:6001);
+    | the sidecar verifies tokens with `secret` above.
     |
     */
 
     'sse' => [
+        'addr' => env('SCADA_SSE_ADDR'),
+        'cors' => array_values(array_filter(array_map('trim', explode(',', (string) env('SCADA_SSE_CORS', ''))))),
+        'dashboard_connect' => array_values(array_filter(array_map('trim', explode(',', (string) env('SCADA_DASHBOARD_CONNECT', ''))))),
         'url' => env('SCADA_SSE_URL', '/sse'),
         'secret' => env('SCADA_SSE_SECRET', env('PUSHER_APP_SECRET')),
         'token_route' => env('SCADA_SSE_TOKEN_ROUTE', '/broadcasting/sse-token'),
@@ -169,6 +177,9 @@ return [
         'status_addr' => env('SCADA_STATUS_ADDR'),
         'log' => env('SCADA_LOG', 'info'),
         'shutdown_timeout_secs' => 10,
+        // Channel patterns delivered ahead of the rest, comma-separated
+        // (e.g. 'alarms-*,critical-*'); passed to the sidecar as SCADA_PRIORITY.
+        'priority' => env('SCADA_PRIORITY'),
 
         'targets' => [
             // Laravel's RedisBroadcaster format on this Redis connection
@@ -176,6 +187,9 @@ return [
             'redis' => [
                 'enabled' => env('SCADA_REDIS_ENABLED', true),
                 'connection' => 'default',
+                // Also keep each channel's latest message per event name in the
+                // hash <prefix>scada:last:<channel> (Redis::hgetall('scada:last:plant-1')).
+                'last_value' => (bool) filter_var(env('SCADA_REDIS_LAST_VALUE', false), FILTER_VALIDATE_BOOLEAN),
             ],
             // Pusher HTTP API targets, named after broadcasting connections
             // (key, secret, app_id, options.host/port/scheme/cluster).

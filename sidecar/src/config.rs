@@ -178,6 +178,9 @@ pub struct RedisConfig {
     pub max_batch_bytes: usize,
     /// Per-pipeline response timeout.
     pub timeout_ms: u64,
+    /// Also keep each channel's latest message per event name in the hash
+    /// `<prefix>scada:last:<channel>` (HSET in the PUBLISH pipeline).
+    pub last_value: bool,
 }
 
 impl Default for RedisConfig {
@@ -193,6 +196,7 @@ impl Default for RedisConfig {
             max_batch_events: DEFAULT_REDIS_BATCH_EVENTS,
             max_batch_bytes: DEFAULT_REDIS_BATCH_BYTES,
             timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            last_value: false,
         }
     }
 }
@@ -340,6 +344,10 @@ const DEFAULT_SSE_QUEUE_EVENTS: usize = 1024;
 const DEFAULT_SSE_MAX_CHANNELS: usize = 100;
 const DEFAULT_SSE_LAST_VALUE_CHANNELS: usize = 10_000;
 const DEFAULT_SSE_LAST_VALUE_EVENTS: usize = 16;
+const DEFAULT_SSE_LAST_VALUE_REBUILD_BYTES: u64 = 64 * 1024 * 1024;
+const DEFAULT_SSE_TCP_KEEPALIVE_SECS: u64 = 60;
+const DEFAULT_SSE_TCP_KEEPALIVE_INTERVAL_SECS: u64 = 10;
+const DEFAULT_SSE_TCP_KEEPALIVE_PROBES: u32 = 3;
 const DEFAULT_SSE_REQUEST_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_SSE_OVERFLOW_GRACE_MS: u64 = 2_000;
 
@@ -370,6 +378,17 @@ pub struct SseConfig {
     pub last_value_channels: usize,
     /// Event names kept per channel for last values.
     pub last_value_events_per_channel: usize,
+    /// How much of the newest journal data is read on start to rebuild the
+    /// last values (plus the rest of the segment it begins in); 0: none.
+    pub last_value_rebuild_bytes: u64,
+    /// TCP keepalive on stream connections: idle seconds before the first
+    /// probe (0: off). A browser that vanished (power cut, network gone)
+    /// sends no FIN; its half-open socket is closed after
+    /// `tcp_keepalive_secs + tcp_keepalive_interval_secs * tcp_keepalive_probes`
+    /// (also the TCP_USER_TIMEOUT for unacknowledged writes).
+    pub tcp_keepalive_secs: u64,
+    pub tcp_keepalive_interval_secs: u64,
+    pub tcp_keepalive_probes: u32,
     /// How long a new connection may take to send its request headers.
     pub request_timeout_ms: u64,
     /// How long an overflowed client may take to read its final event
@@ -395,6 +414,10 @@ impl Default for SseConfig {
             max_channels: DEFAULT_SSE_MAX_CHANNELS,
             last_value_channels: DEFAULT_SSE_LAST_VALUE_CHANNELS,
             last_value_events_per_channel: DEFAULT_SSE_LAST_VALUE_EVENTS,
+            last_value_rebuild_bytes: DEFAULT_SSE_LAST_VALUE_REBUILD_BYTES,
+            tcp_keepalive_secs: DEFAULT_SSE_TCP_KEEPALIVE_SECS,
+            tcp_keepalive_interval_secs: DEFAULT_SSE_TCP_KEEPALIVE_INTERVAL_SECS,
+            tcp_keepalive_probes: DEFAULT_SSE_TCP_KEEPALIVE_PROBES,
             request_timeout_ms: DEFAULT_SSE_REQUEST_TIMEOUT_MS,
             overflow_grace_ms: DEFAULT_SSE_OVERFLOW_GRACE_MS,
             dashboard_connect: Vec::new(),
@@ -420,7 +443,25 @@ impl SseConfig {
                 return Err(ConfigError(format!("sse.{name} must be positive")));
             }
         }
+        if self.tcp_keepalive_secs > 0
+            && (self.tcp_keepalive_interval_secs == 0 || self.tcp_keepalive_probes == 0)
+        {
+            return Err(ConfigError(
+                "sse.tcp_keepalive_interval_secs and sse.tcp_keepalive_probes must be positive when sse.tcp_keepalive_secs is set".into(),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// An on/off environment variable; anything else is an error naming it.
+fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError(format!(
+            "{name} must be true or false, got {v:?}"
+        ))),
     }
 }
 
@@ -515,6 +556,9 @@ impl Config {
                     ConfigError(format!("{} must be an integer, got {v:?}", env::REDIS_DB))
                 })?;
             }
+            if let Some(v) = get(env::SCADA_REDIS_LAST_VALUE) {
+                redis.last_value = parse_bool(env::SCADA_REDIS_LAST_VALUE, &v)?;
+            }
             match get(env::REDIS_PREFIX) {
                 Some(v) => redis.prefix = v,
                 None if get(env::APP_NAME).is_some() => {
@@ -546,6 +590,14 @@ impl Config {
             }
             if let Some(v) = get(env::SCADA_DASHBOARD_CONNECT) {
                 sse.dashboard_connect = comma_list(&v);
+            }
+            if let Some(v) = get(env::SCADA_SSE_TCP_KEEPALIVE) {
+                sse.tcp_keepalive_secs = v.trim().parse().map_err(|_| {
+                    ConfigError(format!(
+                        "{} must be seconds (0: off), got {v:?}",
+                        env::SCADA_SSE_TCP_KEEPALIVE
+                    ))
+                })?;
             }
         }
 
@@ -868,6 +920,66 @@ mod tests {
         .unwrap();
         assert_eq!(c.throttle[0].channels, "live-*");
         assert!(with_env(&[("REDIS_HOST", "h"), ("SCADA_THROTTLE", "live-*=0")]).is_err());
+    }
+
+    #[test]
+    fn the_redis_last_value_key_is_opt_in() {
+        let c = with_env(&[("REDIS_HOST", "h")]).unwrap();
+        assert!(!c.redis.unwrap().last_value);
+        let c = with_env(&[("REDIS_HOST", "h"), ("SCADA_REDIS_LAST_VALUE", "true")]).unwrap();
+        assert!(c.redis.unwrap().last_value);
+        let e = with_env(&[("REDIS_HOST", "h"), ("SCADA_REDIS_LAST_VALUE", "maybe")]).unwrap_err();
+        assert!(
+            e.0.contains("SCADA_REDIS_LAST_VALUE must be true or false"),
+            "{}",
+            e.0
+        );
+        // Alone it does not invent a Redis target.
+        let c = with_env(&[
+            ("SCADA_REDIS_LAST_VALUE", "true"),
+            ("SCADA_SSE_ADDR", "127.0.0.1:1"),
+        ])
+        .unwrap();
+        assert!(c.redis.is_none());
+        let c = Config::from_toml("[redis]\nlast_value = true\n").unwrap();
+        assert!(c.redis.unwrap().last_value);
+    }
+
+    #[test]
+    fn sse_tcp_keepalive_defaults_to_a_minute_and_is_configurable() {
+        let sse = [("REDIS_HOST", "h"), ("SCADA_SSE_ADDR", "127.0.0.1:9999")];
+        let c = with_env(&sse).unwrap().sse.unwrap();
+        assert_eq!(
+            (
+                c.tcp_keepalive_secs,
+                c.tcp_keepalive_interval_secs,
+                c.tcp_keepalive_probes
+            ),
+            (60, 10, 3)
+        );
+        let mut off = sse.to_vec();
+        off.push(("SCADA_SSE_TCP_KEEPALIVE", "0"));
+        assert_eq!(with_env(&off).unwrap().sse.unwrap().tcp_keepalive_secs, 0);
+        let mut bad = sse.to_vec();
+        bad.push(("SCADA_SSE_TCP_KEEPALIVE", "soon"));
+        let e = with_env(&bad).unwrap_err().0;
+        assert!(e.contains("SCADA_SSE_TCP_KEEPALIVE must be seconds"), "{e}");
+        let c = Config::from_toml(
+            "[redis]\n[sse]\ntcp_keepalive_secs = 30\ntcp_keepalive_interval_secs = 5\ntcp_keepalive_probes = 2\nlast_value_rebuild_bytes = 0\n",
+        )
+        .unwrap();
+        let sse = c.sse.as_ref().unwrap();
+        assert_eq!(
+            (
+                sse.tcp_keepalive_secs,
+                sse.tcp_keepalive_interval_secs,
+                sse.tcp_keepalive_probes
+            ),
+            (30, 5, 2)
+        );
+        assert_eq!(sse.last_value_rebuild_bytes, 0);
+        let c = Config::from_toml("[redis]\n[sse]\ntcp_keepalive_probes = 0\n").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("tcp_keepalive_probes"));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub const SCADA_STATUS_ADDR: &str = "SCADA_STATUS_ADDR";
 pub const SCADA_SOCKET_GROUP: &str = "SCADA_SOCKET_GROUP";
 /// `false` disables the Redis sink even when `REDIS_*` variables are set.
 pub const SCADA_REDIS_ENABLED: &str = "SCADA_REDIS_ENABLED";
+/// `true`: the Redis sink also keeps each channel's latest message per event
+/// name in the hash `<prefix>scada:last:<channel>`.
+pub const SCADA_REDIS_LAST_VALUE: &str = "SCADA_REDIS_LAST_VALUE";
 /// Throttle rules, e.g. `scada-*=100:aggregate;alarms-*=1000:latest`.
 pub const SCADA_THROTTLE: &str = "SCADA_THROTTLE";
 /// High-priority channel patterns, comma-separated, e.g. `alarms-*,trip-*`:
@@ -52,3 +55,5 @@ pub const SCADA_SSE_SECRET: &str = "SCADA_SSE_SECRET";
 pub const SCADA_SSE_CORS: &str = "SCADA_SSE_CORS";
 /// Origins the dashboard page may also connect to (its CSP `connect-src`), comma-separated.
 pub const SCADA_DASHBOARD_CONNECT: &str = "SCADA_DASHBOARD_CONNECT";
+/// Idle seconds before TCP keepalive probes on SSE connections (0: off; default 60).
+pub const SCADA_SSE_TCP_KEEPALIVE: &str = "SCADA_SSE_TCP_KEEPALIVE";

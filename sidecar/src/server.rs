@@ -65,20 +65,17 @@ pub enum ServerError {
         source: io::Error,
     },
     Sink(SinkError),
-    /// `SCADA_STATUS_ADDR` is not `host:port`.
-    StatusAddr {
+    /// A TCP listener's address (`SCADA_STATUS_ADDR`, `SCADA_SSE_ADDR`) is not `host:port`.
+    TcpAddr {
+        listener: &'static TcpListenerKind,
         addr: String,
         source: std::net::AddrParseError,
     },
-    /// `SCADA_STATUS_ADDR` is not loopback and `status_allow_remote` is off.
-    StatusNotLoopback(std::net::SocketAddr),
-    /// `SCADA_SSE_ADDR` is not `host:port`.
-    SseAddr {
-        addr: String,
-        source: std::net::AddrParseError,
+    /// A TCP listener's address is not loopback and its allow-remote setting is off.
+    NotLoopback {
+        listener: &'static TcpListenerKind,
+        addr: std::net::SocketAddr,
     },
-    /// The SSE address is not loopback and `sse.allow_remote` is off.
-    SseNotLoopback(std::net::SocketAddr),
 }
 
 impl std::fmt::Display for ServerError {
@@ -89,7 +86,9 @@ impl std::fmt::Display for ServerError {
                 write!(f, "cannot {what} {}: {source}", path.display())
             }
             Self::UnknownGroup(group) => write!(f, "socket_group {group:?} does not exist"),
-            Self::NulInName { what, name } => write!(f, "invalid {what} {name:?}: it holds a NUL byte"),
+            Self::NulInName { what, name } => {
+                write!(f, "invalid {what} {name:?}: it holds a NUL byte")
+            }
             Self::SocketInUse(path) => write!(
                 f,
                 "another process is already listening on {}; is a sidecar running?",
@@ -103,15 +102,15 @@ impl std::fmt::Display for ServerError {
                 write!(f, "cannot open the cursor of {reader}: {source}")
             }
             Self::Sink(e) => write!(f, "{e}"),
-            Self::StatusAddr { addr, source } => write!(f, "SCADA_STATUS_ADDR {addr:?}: {source}"),
-            Self::StatusNotLoopback(addr) => write!(
+            Self::TcpAddr {
+                listener,
+                addr,
+                source,
+            } => write!(f, "{} {addr:?}: {source}", listener.env),
+            Self::NotLoopback { listener, addr } => write!(
                 f,
-                "status address {addr} is not loopback; set server.status_allow_remote = true to expose it"
-            ),
-            Self::SseAddr { addr, source } => write!(f, "SCADA_SSE_ADDR {addr:?}: {source}"),
-            Self::SseNotLoopback(addr) => write!(
-                f,
-                "SSE address {addr} is not loopback; set sse.allow_remote = true to expose it"
+                "{} address {addr} is not loopback; set {} = true to expose it",
+                listener.name, listener.allow_remote
             ),
         }
     }
@@ -190,6 +189,52 @@ pub fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServerError> {
     })?;
     set_mode(path, mode)?;
     Ok(listener)
+}
+
+/// A TCP listener the sidecar may open, for its error messages.
+#[derive(Debug)]
+pub struct TcpListenerKind {
+    name: &'static str,
+    env: &'static str,
+    /// The setting that allows a non-loopback address.
+    allow_remote: &'static str,
+}
+
+const STATUS_LISTENER: TcpListenerKind = TcpListenerKind {
+    name: "status",
+    env: crate::env::SCADA_STATUS_ADDR,
+    allow_remote: "server.status_allow_remote",
+};
+const SSE_LISTENER: TcpListenerKind = TcpListenerKind {
+    name: "SSE",
+    env: crate::env::SCADA_SSE_ADDR,
+    allow_remote: "sse.allow_remote",
+};
+
+/// Binds `addr` (`host:port`): loopback only unless `allow_remote`.
+async fn bind_tcp(
+    listener: &'static TcpListenerKind,
+    addr: &str,
+    allow_remote: bool,
+) -> Result<(std::net::SocketAddr, TcpListener), ServerError> {
+    let parsed: std::net::SocketAddr = addr.parse().map_err(|source| ServerError::TcpAddr {
+        listener,
+        addr: addr.to_string(),
+        source,
+    })?;
+    if !parsed.ip().is_loopback() && !allow_remote {
+        return Err(ServerError::NotLoopback {
+            listener,
+            addr: parsed,
+        });
+    }
+    let tcp = TcpListener::bind(parsed)
+        .await
+        .map_err(|source| ServerError::Listen {
+            at: parsed.to_string(),
+            source,
+        })?;
+    Ok((parsed, tcp))
 }
 
 /// Runs the sidecar until `shutdown` resolves, then delivers what it can
@@ -344,46 +389,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         shutdown_rx.clone(),
     ));
     if !server.status_addr.is_empty() {
-        let addr: std::net::SocketAddr =
-            server
-                .status_addr
-                .parse()
-                .map_err(|source| ServerError::StatusAddr {
-                    addr: server.status_addr.clone(),
-                    source,
-                })?;
-        if !addr.ip().is_loopback() && !server.status_allow_remote {
-            return Err(ServerError::StatusNotLoopback(addr));
-        }
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Listen {
-                at: addr.to_string(),
-                source,
-            })?;
+        let (_, tcp) = bind_tcp(
+            &STATUS_LISTENER,
+            &server.status_addr,
+            server.status_allow_remote,
+        )
+        .await?;
         background.spawn(status::serve(tcp, status_ctx.clone(), shutdown_rx.clone()));
     }
 
     // The SSE listener for browsers (opt-in): tails the journal from here.
     if let Some(sse_cfg) = &config.sse {
-        let addr: std::net::SocketAddr =
-            sse_cfg
-                .addr
-                .parse()
-                .map_err(|source| ServerError::SseAddr {
-                    addr: sse_cfg.addr.clone(),
-                    source,
-                })?;
-        if !addr.ip().is_loopback() && !sse_cfg.allow_remote {
-            return Err(ServerError::SseNotLoopback(addr));
-        }
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Listen {
-                at: addr.to_string(),
-                source,
-            })?;
-        let hub = sse::Hub::new(sse_cfg, journal.head(), metrics.clone());
+        let (addr, tcp) = bind_tcp(&SSE_LISTENER, &sse_cfg.addr, sse_cfg.allow_remote).await?;
+        let start = journal.head();
+        let last = rebuild_last_values(&journal, &routing, sse_cfg, start).await;
+        let hub = sse::Hub::new(sse_cfg, start, metrics.clone(), last);
         let stage = sse::SseStage::new(journal.clone(), routing.clone(), hub.clone());
         background.spawn(stage.run(shutdown_rx.clone()));
         let app = sse::server::SseApp::new(
@@ -628,5 +648,51 @@ fn random_origin() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
+    }
+}
+
+/// The SSE last values as the newest journal data has them (bounded by
+/// `sse.last_value_rebuild_bytes`), so clients connecting after a restart
+/// see the current state at once. A read error costs only the last values.
+async fn rebuild_last_values(
+    journal: &Arc<Journal>,
+    routing: &Routing,
+    cfg: &crate::config::SseConfig,
+    to: u64,
+) -> sse::last_value::LastValues {
+    let (journal, routing) = (journal.clone(), routing.clone());
+    let (channels, names, budget) = (
+        cfg.last_value_channels,
+        cfg.last_value_events_per_channel,
+        cfg.last_value_rebuild_bytes,
+    );
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut last = sse::last_value::LastValues::new(channels, names);
+        let done = sse::last_value::rebuild(&journal, &routing, budget, to, &mut last);
+        (last, done)
+    })
+    .await;
+    match result {
+        Ok((last, Ok(done))) => {
+            info!(
+                from = done.from,
+                to = done.to,
+                events = done.events,
+                channels = last.channel_count(),
+                last_values = last.event_count(),
+                ms = started.elapsed().as_millis() as u64,
+                "SSE last values rebuilt from the journal"
+            );
+            last
+        }
+        Ok((last, Err(e))) => {
+            warn!(error = %e, "SSE: cannot rebuild the last values from the journal; new clients see only what arrives from now on");
+            last
+        }
+        Err(e) => {
+            warn!(error = %e, "SSE: the last-value rebuild failed");
+            sse::last_value::LastValues::new(channels, names)
+        }
     }
 }

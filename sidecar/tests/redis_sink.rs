@@ -277,3 +277,109 @@ async fn a_second_sidecar_refuses_a_socket_in_use_and_stale_sockets_are_replaced
     assert_eq!(mode & 0o777, 0o660);
     second.stop().await;
 }
+
+/// `HGETALL key` on the test's redis-server, fields sorted.
+fn hgetall(port: u16, key: &str) -> Vec<(String, String)> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut v: Vec<(String, String)> = redis::cmd("HGETALL").arg(key).query(&mut conn).unwrap();
+    v.sort();
+    v
+}
+
+fn keys(port: u16, pattern: &str) -> Vec<String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut v: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut conn).unwrap();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_last_value_each_channel_keeps_its_latest_message_per_event_in_a_hash() {
+    let redis = Redis::start();
+    let dir = temp_dir("last-value-key");
+    let mut c = config(&dir, redis.port);
+    let r = c.redis.as_mut().unwrap();
+    r.last_value = true;
+    r.prefix = "myapp_database_".into();
+    let sidecar = Sidecar::start(c).await;
+    let mut sub = redis.subscribe("myapp_database_*").await;
+    let mut client = Client::connect(&sidecar.socket, 7).await;
+    let sends = [
+        (&["plant-1"][..], "temp", r#"{"v":1}"#),
+        (&["plant-1"][..], "temp", r#"{"v":2}"#),
+        (&["plant-1", "plant-2"][..], "alarm", r#"{"on":true}"#),
+        (&["plant-2"][..], "App\\Events\\X:y", r#"{"k":"é"}"#),
+    ];
+    for (seq, (channels, name, payload)) in sends.iter().enumerate() {
+        client
+            .send(&event(id(100 + seq as u64), channels, name, None, payload))
+            .await;
+    }
+    client.wait_ack(4).await;
+    let published = sub.take(5, Duration::from_secs(5)).await;
+    // The key holds exactly what was PUBLISHed last for that (channel, event).
+    let msg = |ch: &str, needle: &str| -> String {
+        published
+            .iter()
+            .rev()
+            .find(|(c, m)| c == &format!("myapp_database_{ch}") && m.contains(needle))
+            .unwrap()
+            .1
+            .clone()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hgetall(redis.port, "myapp_database_scada:last:plant-2").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hash is written with the PUBLISH"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        hgetall(redis.port, "myapp_database_scada:last:plant-1"),
+        [
+            ("alarm".to_string(), msg("plant-1", "alarm")),
+            ("temp".to_string(), msg("plant-1", r#""v":2"#)),
+        ]
+    );
+    assert!(msg("plant-1", r#""v":2"#).contains(r#""data":{"v":2,"socket":null}"#));
+    assert_eq!(
+        hgetall(redis.port, "myapp_database_scada:last:plant-2"),
+        [
+            ("App\\Events\\X:y".to_string(), msg("plant-2", "App")),
+            ("alarm".to_string(), msg("plant-2", "alarm")),
+        ]
+    );
+    assert_eq!(
+        keys(redis.port, "*scada:last:*"),
+        [
+            "myapp_database_scada:last:plant-1",
+            "myapp_database_scada:last:plant-2"
+        ]
+    );
+    // The PUBLISH count is unchanged by the HSETs.
+    assert_eq!(sink(&sidecar.status().await, "redis")["messages"], 5);
+    sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_last_value_no_key_is_written() {
+    let redis = Redis::start();
+    let dir = temp_dir("no-last-value-key");
+    let sidecar = Sidecar::start(config(&dir, redis.port)).await;
+    let mut sub = redis.subscribe("laravel_database_*").await;
+    let mut client = Client::connect(&sidecar.socket, 8).await;
+    client
+        .send(&event(id(200), &["plant-1"], "temp", None, r#"{"v":1}"#))
+        .await;
+    client.wait_ack(1).await;
+    assert_eq!(sub.take(1, Duration::from_secs(5)).await.len(), 1);
+    assert!(
+        keys(redis.port, "*").is_empty(),
+        "PUBLISH only: {:?}",
+        keys(redis.port, "*")
+    );
+    sidecar.stop().await;
+}

@@ -148,6 +148,8 @@ struct Stack {
     sidecar: Sidecar,
     port: u16,
     dir: std::path::PathBuf,
+    /// The configuration it was started with (a restart keeps it).
+    config: Config,
 }
 
 impl Stack {
@@ -157,12 +159,13 @@ impl Stack {
         let port = sse_port();
         let mut c = sse_config(&dir, redis.port, port);
         tweak(&mut c);
-        let sidecar = Sidecar::start(c).await;
+        let sidecar = Sidecar::start(c.clone()).await;
         Self {
             redis,
             sidecar,
             port,
             dir,
+            config: c,
         }
     }
 
@@ -177,6 +180,7 @@ impl Stack {
             sidecar,
             port,
             dir,
+            config,
         } = self;
         let status = sidecar.socket.parent().unwrap().join("status.sock");
         if kill {
@@ -196,12 +200,13 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let sidecar = Sidecar::start(sse_config(&dir, redis.port, port)).await;
+        let sidecar = Sidecar::start(config.clone()).await;
         Stack {
             redis,
             sidecar,
             port,
             dir,
+            config,
         }
     }
 
@@ -468,6 +473,169 @@ async fn a_gap_event_says_what_retention_removed_then_the_stream_goes_on() {
     s.sidecar.stop().await;
 }
 
+/// What a new client without `Last-Event-ID` gets first: (id, event, data).
+async fn last_values(s: &Stack, channels: &str, n: usize) -> Vec<(String, String, String)> {
+    let mut client = SseClient::open(&s.url(&format!("channels={channels}")), None).await;
+    let got = client.events(n).await;
+    assert!(
+        client.drain(Duration::from_millis(500)).await.is_empty(),
+        "nothing more than the last values"
+    );
+    got.into_iter()
+        .map(|e| (e.id.unwrap_or_default(), e.event, e.data))
+        .collect()
+}
+
+async fn last_values_survive_a_restart(kill: bool) {
+    let name = if kill {
+        "lv-restart-kill"
+    } else {
+        "lv-restart"
+    };
+    let s = Stack::start(name, |c| {
+        c.throttle =
+            scada_sidecar::throttle::rules::RuleConfig::parse_list("live-*=200:latest").unwrap();
+    })
+    .await;
+    let mut watcher = SseClient::open(&s.url("channels=a,b,live-1"), None).await;
+    produce(
+        &s.sidecar.socket,
+        30,
+        &[
+            ev(30, 1, &["a"], "temp", r#"{"v":1}"#),
+            ev(30, 2, &["a"], "temp", r#"{"v":2}"#),
+            ev(30, 3, &["a", "b"], "alarm", r#"{"on":true}"#),
+            ev(30, 4, &["b"], "temp", r#"{"v":40}"#),
+        ],
+    )
+    .await;
+    watcher.events(3).await;
+    // 50 raw samples on a throttled channel: the journal holds them and the windows.
+    let raw: Vec<Vec<u8>> = (1..=50)
+        .map(|i| ev(31, i, &["live-1"], "tick", &format!(r#"{{"i":{i}}}"#)))
+        .collect();
+    produce(&s.sidecar.socket, 31, &raw).await;
+    let windows = watcher.drain(Duration::from_millis(1500)).await;
+    assert_eq!(windows.last().unwrap().data, r#"{"i":50}"#);
+    drop(watcher);
+    let before = last_values(&s, "a,b,live-1", 4).await;
+    let view: Vec<(&str, &str)> = before
+        .iter()
+        .map(|(_, e, d)| (e.as_str(), d.as_str()))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("temp", r#"{"v":2}"#),
+            ("alarm", r#"{"on":true}"#),
+            ("temp", r#"{"v":40}"#),
+            ("tick", r#"{"i":50}"#),
+        ]
+    );
+
+    // After the restart a new client gets the same events, ids included,
+    // before anything new arrives: rebuilt from the journal (the last
+    // window of the throttled channel, not its raw samples).
+    let s = s.restart(kill).await;
+    assert_eq!(last_values(&s, "a,b,live-1", 4).await, before);
+    assert_eq!(last_values(&s, "b", 2).await, before[1..3].to_vec());
+    // Live events still replace them.
+    produce(
+        &s.sidecar.socket,
+        32,
+        &[ev(32, 1, &["b"], "temp", r#"{"v":41}"#)],
+    )
+    .await;
+    let mut watcher = SseClient::open(&s.url("channels=b"), None).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        // The new event reaches the hub asynchronously; a new client sees it soon.
+        let got = watcher.events(2).await;
+        if got[1].data == r#"{"v":41}"# {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got:?}");
+        watcher = SseClient::open(&s.url("channels=b"), None).await;
+    }
+    s.sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_values_survive_a_graceful_restart() {
+    last_values_survive_a_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_values_survive_kill_9() {
+    last_values_survive_a_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_value_rebuild_reads_only_its_budget() {
+    // Redis down (its sink holds every segment), 1 MiB segments, 400 events
+    // of 8 KB on 400 channels: 4 segments.
+    let mut s = Stack::start("lv-budget", |c| {
+        c.journal.segment_bytes = 1024 * 1024;
+        let sse = c.sse.as_mut().unwrap();
+        sse.max_channels = 400;
+        sse.last_value_rebuild_bytes = 1;
+    })
+    .await;
+    s.redis.stop();
+    let pad = "x".repeat(8000);
+    let frames: Vec<Vec<u8>> = (1..=400)
+        .map(|i| {
+            let ch = format!("c-{i}");
+            ev(
+                33,
+                i,
+                &[ch.as_str()],
+                "e",
+                &format!(r#"{{"i":{i},"pad":"{pad}"}}"#),
+            )
+        })
+        .collect();
+    for chunk in frames.chunks(50) {
+        produce(&s.sidecar.socket, 33, chunk).await;
+    }
+    let all: Vec<String> = (1..=400).map(|i| format!("c-{i}")).collect();
+    let url = s.url(&format!("channels={}", all.join(",")));
+    let ids = |got: &[SseEvent]| -> Vec<u64> {
+        got.iter()
+            .map(|e| {
+                serde_json::from_str::<Value>(&e.data).unwrap()["i"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+
+    // A 1-byte budget: the rest of the newest segment only.
+    let mut s = s.restart(false).await;
+    let got = SseClient::open(&url, None)
+        .await
+        .drain(Duration::from_millis(1500))
+        .await;
+    let newest = ids(&got);
+    assert!(
+        !newest.is_empty() && newest.len() < 200,
+        "the newest segment's events only, got {}",
+        newest.len()
+    );
+    assert_eq!(*newest.last().unwrap(), 400);
+
+    // The default budget (64 MiB) covers the whole journal: all 400, in order.
+    s.config.sse.as_mut().unwrap().last_value_rebuild_bytes =
+        SseConfig::default().last_value_rebuild_bytes;
+    let s = s.restart(false).await;
+    let got = SseClient::open(&url, None)
+        .await
+        .drain(Duration::from_millis(1500))
+        .await;
+    assert_eq!(ids(&got), (1..=400).collect::<Vec<u64>>());
+    s.sidecar.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_channel_streams_its_windows_not_the_raw_samples() {
     let s = Stack::start("throttle", |c| {
@@ -647,7 +815,10 @@ async fn raw_stream(port: u16, query: &str) -> TcpStream {
 async fn a_client_that_does_not_read_overflows_alone_and_resumes_from_its_last_id() {
     let s = Stack::start("overflow", |c| {
         c.sse.as_mut().unwrap().client_queue_events = 64;
-        c.sse.as_mut().unwrap().overflow_grace_ms = 5000;
+        // Longer than WAIT: the connection must close when the overflowed
+        // stream ends, not when the grace runs out (a browser would send its
+        // resumed stream on a connection still open, and have it cut).
+        c.sse.as_mut().unwrap().overflow_grace_ms = 120_000;
     })
     .await;
     let mut sub = s.redis.subscribe("*").await;
@@ -679,10 +850,12 @@ async fn a_client_that_does_not_read_overflows_alone_and_resumes_from_its_last_i
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(u(&s.sse_status().await["overflows"]), 1);
 
-    // The slow client now reads: what was queued, then the final overflow event, then the end.
+    // The slow client now reads: what was queued, then the final overflow
+    // event, then the end of the connection (no keep-alive after an overflow).
     let mut text = Vec::new();
-    let _ = tokio::time::timeout(WAIT, slow.read_to_end(&mut text))
+    tokio::time::timeout(WAIT, slow.read_to_end(&mut text))
         .await
+        .expect("the overflowed connection closes after its final event")
         .unwrap();
     let text = String::from_utf8_lossy(&text);
     assert!(
@@ -1096,5 +1269,127 @@ async fn an_alarm_overtakes_a_telemetry_backlog_queued_for_a_slow_client() {
         .parse()
         .unwrap();
     assert_eq!(alarm_id, last_before);
+
+/// The server side of the loopback connection from `client_port` to the
+/// listener on `server_port`, as the kernel lists it in /proc/net/tcp:
+/// (timer kind, timer ticks left, socket inode). Timer kind 2 is keepalive.
+fn server_socket(server_port: u16, client_port: u16) -> Option<(u32, u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+        if port(f[1])? != server_port || port(f[2])? != client_port {
+            return None;
+        }
+        let (tr, when) = f[5].split_once(':')?;
+        Some((
+            u32::from_str_radix(tr, 16).ok()?,
+            u64::from_str_radix(when, 16).ok()?,
+            f[9].parse().ok()?,
+        ))
+    })
+}
+
+/// This process's descriptor for the socket with `inode` (the in-process
+/// sidecar's accepted connection).
+fn fd_of_socket(inode: u64) -> i32 {
+    let want = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if std::fs::read_link(entry.path()).is_ok_and(|l| l.to_string_lossy() == want) {
+            return entry.file_name().to_string_lossy().parse().unwrap();
+        }
+    }
+    panic!("no descriptor for socket inode {inode}");
+}
+
+fn sockopt(fd: i32, level: i32, name: i32) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: reads an int option of a socket this process holds into `v`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "getsockopt({level}, {name}): {}",
+        std::io::Error::last_os_error()
+    );
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_connections_have_tcp_keepalive_so_vanished_browsers_are_detected() {
+    let s = Stack::start("keepalive", |c| {
+        let sse = c.sse.as_mut().unwrap();
+        sse.heartbeat_ms = 60_000;
+        sse.tcp_keepalive_secs = 7;
+        sse.tcp_keepalive_interval_secs = 2;
+        sse.tcp_keepalive_probes = 4;
+    })
+    .await;
+    let client = raw_stream(s.port, "channels=k").await;
+    let (_, _, inode) = server_socket(s.port, client.local_addr().unwrap().port())
+        .expect("the accepted connection in /proc/net/tcp");
+    let fd = fd_of_socket(inode);
+    assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 7);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 2);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 4);
+    // Unacknowledged writes give up as soon as the probes would: 7 + 2 × 4 s.
+    assert_eq!(
+        sockopt(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+        15_000
+    );
+    // And the kernel runs the keepalive timer (what `ss -tnoe` shows as
+    // timer:(keepalive,…)), due within the 7 s idle time (ticks of 1/100 s).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (timer, left, _) = server_socket(s.port, client.local_addr().unwrap().port()).unwrap();
+        if timer == 2 {
+            assert!(left > 0 && left <= 700, "keepalive due in {left} ticks");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no keepalive timer (timer kind {timer})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(client);
+    s.sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_keepalive_is_on_by_default_and_can_be_turned_off() {
+    let s = Stack::start("keepalive-default", |c| {
+        c.sse.as_mut().unwrap().heartbeat_ms = 60_000;
+    })
+    .await;
+    let client = raw_stream(s.port, "channels=k").await;
+    let (_, _, inode) = server_socket(s.port, client.local_addr().unwrap().port()).unwrap();
+    let fd = fd_of_socket(inode);
+    assert_eq!(sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 60);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 10);
+    assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 3);
+    drop(client);
+    let mut s = s;
+    s.config.sse.as_mut().unwrap().tcp_keepalive_secs = 0;
+    let s = s.restart(false).await;
+    let client = raw_stream(s.port, "channels=k").await;
+    let (timer, _, inode) = server_socket(s.port, client.local_addr().unwrap().port()).unwrap();
+    assert_eq!(
+        sockopt(fd_of_socket(inode), libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        0
+    );
+    assert_ne!(timer, 2, "no keepalive timer");
+    drop(client);
     s.sidecar.stop().await;
 }

@@ -68,16 +68,20 @@ final class DashboardRouteTest extends IntegrationTestCase
             $this->assertSame([200, $want], [$status, $type], $file);
             $this->assertSame(file_get_contents(self::root() . "/$file"), $body, $file);
         }
-        // Nothing outside the folder, nothing that is not a page file. The first ones have allowed extensions and exist
-        // (php/resources/js/…, README.md): only the containment check keeps them out.
+        // Nothing outside the folder, nothing that is not a page file. The first ones have an allowed extension and
+        // exist (php/resources/js/…): only the containment check keeps them out. php/composer.json exists too (and, like
+        // them, in the docker test image, which has no README.md at its root).
         $this->assertFileExists(Processes::root() . '/php/resources/js/scada-sse-connector.js');
-        $this->assertFileExists(Processes::root() . '/README.md');
-        foreach (['../js/scada-sse-connector.js', '..%2Fjs%2Fscada-sse-connector.js', 'js/..%2F..%2Fjs/scada-sse-connector.js', '../../../README.md', '..%2F..%2F..%2FREADME.md', '%2e%2e/%2e%2e/%2e%2e/README.md',
+        $this->assertFileExists(Processes::root() . '/php/composer.json');
+        foreach (['../js/scada-sse-connector.js', '..%2Fjs%2Fscada-sse-connector.js', 'js/..%2F..%2Fjs/scada-sse-connector.js', '../../composer.json', '..%2F..%2Fcomposer.json', '%2e%2e/%2e%2e/composer.json', '../../../README.md',
             '../composer.json', '..%2Fcomposer.json', 'js/nope.js', 'vendor', '../src/Http/DashboardController.php', 'js/main.js%00.css', 'js%00/main.js'] as $path) {
             [$status, , $body] = TestApp::request('GET', "$base/scada/dashboard/$path");
             $this->assertSame(404, $status, "$path: $body");
+            // Nothing of the files they point at (an APP_DEBUG error page names paths, never contents).
             $this->assertStringNotContainsString('ScadaSseConnector', $body, $path);
-            $this->assertStringNotContainsString('scada-broadcast', $body, $path);
+            $this->assertStringNotContainsString('# scada-broadcast', $body, $path);
+            $this->assertStringNotContainsString('"scada-broadcast/laravel"', $body, $path);
+            $this->assertStringNotContainsString('class DashboardController', $body, $path);
         }
     }
 

@@ -122,6 +122,88 @@ final class LaravelCommandsTest extends IntegrationTestCase
         $this->assertStringNotContainsString(Sockudo::SECRET, $sidecar->output());
     }
 
+    /** The status line and headers of a GET to the sidecar's SSE listener (the stream itself is not read). */
+    private static function sseHead(int $port, string $path, array $headers = []): array
+    {
+        $fp = fsockopen('127.0.0.1', $port, $errno, $error, 5);
+        stream_set_timeout($fp, 10);
+        $request = "GET $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n";
+        foreach ($headers as $k => $v) {
+            $request .= "$k: $v\r\n";
+        }
+        fwrite($fp, $request . "\r\n");
+        $head = '';
+        while (! str_contains($head, "\r\n\r\n") && ($line = fgets($fp)) !== false) {
+            $head .= $line;
+        }
+        fclose($fp);
+        preg_match('{^HTTP/1\.1 (\d+)}', $head, $m);
+
+        return [(int) ($m[1] ?? 0), $head];
+    }
+
+    public function test_scada_sidecar_passes_the_sse_settings_and_priority_without_printing_secrets(): void
+    {
+        $this->redis = new RedisServer($this->dir);
+        $ssePort = Processes::freePort();
+        $sseSecret = 'sse-secret-' . bin2hex(random_bytes(8));
+        $socket = "$this->dir/own/sidecar.sock";
+        $app = $this->laravel([
+            'SCADA_SIDECAR_SOCKET' => $socket,
+            'SCADA_SPOOL_DIR' => "$this->dir/own/spool",
+            'SCADA_SIDECAR_BIN' => Processes::sidecarBinary(),
+            'REDIS_HOST' => '127.0.0.1',
+            'REDIS_PORT' => (string) $this->redis->port,
+            'REDIS_PASSWORD' => '',
+            'SCADA_SSE_ADDR' => "127.0.0.1:$ssePort",
+            'SCADA_SSE_SECRET' => $sseSecret,
+            'SCADA_SSE_CORS' => 'https://ops.example, https://b.example',
+            'SCADA_DASHBOARD_CONNECT' => 'ws://127.0.0.1:6001',
+            'SCADA_PRIORITY' => 'alarms-*,critical-*',
+            'SCADA_REDIS_LAST_VALUE' => 'true',
+        ]);
+
+        [$code, $toml] = $app->artisan(['scada:sidecar', '--print-config']);
+        $this->assertSame(0, $code, $toml);
+        $this->assertStringContainsString("[sse]\naddr = \"127.0.0.1:$ssePort\"\nsecret = \"***\"\n"
+            . "cors_origins = [\"https://ops.example\", \"https://b.example\"]\ndashboard_connect = [\"ws://127.0.0.1:6001\"]\n", $toml);
+        $this->assertStringContainsString("last_value = true", $toml);
+        $this->assertStringNotContainsString($sseSecret, $toml);
+
+        $sidecar = $app->start(['scada:sidecar']);
+        Processes::waitFor(fn () => file_exists($socket) && Processes::tcpOpen($ssePort), 15, "the sidecar with its SSE listener\n" . $sidecar->output());
+
+        // The secret reached it: a token the app signs opens a private channel, a forged one does not.
+        $issuer = new \Scada\Broadcasting\Sse\SseTokenIssuer($sseSecret);
+        ['token' => $token] = $issuer->issue(['private-plant.1'], time());
+        [$status] = self::sseHead($ssePort, '/sse?channels=private-plant.1&token=' . urlencode($token));
+        $this->assertSame(200, $status);
+        ['token' => $forged] = (new \Scada\Broadcasting\Sse\SseTokenIssuer('another-secret'))->issue(['private-plant.1'], time());
+        [$status] = self::sseHead($ssePort, '/sse?channels=private-plant.1&token=' . urlencode($forged));
+        $this->assertSame(403, $status);
+        // CORS: the listed origins, and no other.
+        [$status, $head] = self::sseHead($ssePort, '/sse?channels=a', ['Origin' => 'https://b.example']);
+        $this->assertSame(200, $status);
+        $this->assertStringContainsString("access-control-allow-origin: https://b.example\r\n", strtolower($head));
+        [$status] = self::sseHead($ssePort, '/sse?channels=a', ['Origin' => 'https://evil.example']);
+        $this->assertSame(403, $status);
+        // The dashboard's Content-Security-Policy lets the page reach the listed origin.
+        [$status, $head] = self::sseHead($ssePort, '/dashboard/');
+        $this->assertSame(200, $status);
+        $this->assertMatchesRegularExpression('{content-security-policy: [^\r]*connect-src [^\r;]*ws://127\.0\.0\.1:6001}i', $head);
+
+        // SCADA_PRIORITY is in the sidecar's environment (artisan's child process).
+        $children = array_filter(array_map('intval', explode(' ', trim((string) @file_get_contents("/proc/{$sidecar->pid()}/task/{$sidecar->pid()}/children")))));
+        $this->assertCount(1, $children, 'artisan runs one sidecar');
+        $environ = explode("\0", (string) file_get_contents('/proc/' . reset($children) . '/environ'));
+        $this->assertContains('SCADA_PRIORITY=alarms-*,critical-*', $environ);
+        $this->assertEmpty(preg_grep('/SECRET|PASSWORD/', $environ), 'secrets reach the sidecar only through its 0600 file');
+
+        $this->assertSame(0, $sidecar->stop(20), $sidecar->output());
+        $this->assertStringNotContainsString($sseSecret, $sidecar->output());
+        $this->assertStringContainsString("secret = \"$sseSecret\"", file_get_contents("$this->dir/laravel-storage/scada-broadcast/sidecar.toml"));
+    }
+
     public function test_scada_sidecar_says_how_to_get_the_binary_when_it_is_missing(): void
     {
         $this->startStack();

@@ -59,6 +59,41 @@ final class SseTest extends IntegrationTestCase
         $this->assertSame(1, $this->sidecar->status()['sse']['clients_connected']);
     }
 
+    public function test_a_new_eventsource_client_gets_the_last_values_after_the_sidecar_restarted(): void
+    {
+        $port = Processes::freePort();
+        $this->startStack(['SCADA_SSE_ADDR' => "127.0.0.1:$port", 'SCADA_THROTTLE' => 'live-*=200:latest']);
+        $service = $this->service();
+        $this->assertTrue($service->broadcast('plant-lv', 'temp', ['v' => 1]));
+        $this->assertTrue($service->broadcast('plant-lv', 'temp', ['v' => 2]));
+        $this->assertTrue($service->broadcast('plant-lv', 'state', ['on' => true]));
+        for ($i = 1; $i <= 100; $i++) {
+            $service->broadcast('live-1', 'temp', ['i' => $i]);
+        }
+        $this->assertTrue($service->flush());
+        $before = [];
+        Processes::waitFor(function () use (&$before) {
+            $c = new SseClient($this->dir, $this->sidecar->sseUrl('channels=plant-lv,live-1'), ['temp', 'state']);
+            usleep(500000);
+            $before = $c->events();
+            return count($before) === 3 && str_contains(end($before)['data'], '"i":100');
+        }, 20, 'the last window of live-1 among the last values');
+
+        foreach (['stop', 'kill'] as $how) {
+            $how === 'stop' ? $this->assertSame(0, $this->sidecar->stop()) : $this->sidecar->kill();
+            $this->sidecar->start();
+            // Nothing new was sent: what a new client gets comes from the journal.
+            $client = new SseClient($this->dir, $this->sidecar->sseUrl('channels=plant-lv,live-1'), ['temp', 'state']);
+            $client->waitFor(3);
+            usleep(500000);
+            $view = array_map(fn($e) => [$e['id'], $e['event'], $e['data']], $client->events());
+            $this->assertSame(array_map(fn($e) => [$e['id'], $e['event'], $e['data']], $before), $view, "the same ids, names and data after $how");
+            $this->assertStringContainsString('SSE last values rebuilt from the journal', $this->sidecar->log());
+        }
+        $this->assertSame(['{"v":2}', '{"on":true}', '{"i":100}'], array_map(fn($e) => $e['data'], $before),
+            'the latest per channel and name; the throttled channel\'s last window, not 100 samples');
+    }
+
     public function test_protected_channels_need_a_token_and_bad_requests_get_a_reason(): void
     {
         $port = Processes::freePort();

@@ -13,7 +13,7 @@ final class PusherClient
 
     /** @param list<string> $channels */
     public function __construct(string $dir, int $port, array $channels, ?string $authUrl = null, ?string $userAuthUrl = null, ?string $authHeader = null,
-        string $host = '127.0.0.1', string $key = Sockudo::KEY)
+        string $host = '127.0.0.1', string $key = Sockudo::KEY, ?string $echoEvent = null)
     {
         $this->out = JsonLinesFile::in($dir, 'pusher-js');
         $cmd = ['node', Processes::root() . '/tests/js/client.js', '--host', $host, '--port', (string)$port,
@@ -27,7 +27,12 @@ final class PusherClient
         if ($authHeader !== null) {
             array_push($cmd, '--auth-header', $authHeader);
         }
-        $this->process = new Process($cmd, $this->out->path . '.log', ['NODE_PATH' => Processes::root() . '/tests/js/node_modules']);
+        if ($echoEvent !== null) {
+            // Subscribed through laravel-echo (Echo.channel()/Echo.private()), listening for $echoEvent.
+            array_push($cmd, '--echo', $echoEvent);
+        }
+        $modules = Processes::root() . '/tests/js/node_modules:' . Processes::root() . '/tests/js/echo-sse/node_modules';
+        $this->process = new Process($cmd, $this->out->path . '.log', ['NODE_PATH' => $modules]);
         Processes::waitFor(function () use ($channels) {
             $errors = $this->out->with('error');
             if ($errors) {
@@ -41,6 +46,12 @@ final class PusherClient
     public function events(): array
     {
         return $this->out->with('event');
+    }
+
+    /** @return list<string> the channels Sockudo answered `pusher:cache_miss` for */
+    public function cacheMisses(): array
+    {
+        return array_map(fn($l) => $l['cache_miss'], $this->out->with('cache_miss'));
     }
 
     /** The socket id of the current connection (for exclusion tests). */

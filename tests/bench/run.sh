@@ -89,5 +89,7 @@ for B in 10 100; do
   stop_sidecar
 done
 echo; "$ROOT/tests/bench/priority.sh" || BENCH_FAILED=1
+echo; echo "-- the dashboard in Chromium at 10k samples/s: main-thread time, windows vs raw (tests/bench/browser.sh)"; "$ROOT/tests/bench/browser.sh" || BENCH_FAILED=1
+echo; echo "-- 1,000 SSE clients, 10 channels x 10 updates/s, 10k samples/s aggregated meanwhile (tests/bench/sse.sh)"; "$ROOT/tests/bench/sse.sh" || BENCH_FAILED=1
 rm -rf "$WORK"
 exit "${BENCH_FAILED:-0}"

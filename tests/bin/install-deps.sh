@@ -54,7 +54,7 @@ fi
 # A Debian redis-server package may start a system instance; tests start their own on free ports.
 
 # pusher-js: the real browser-side client used by tests and the demo (run under node).
-if [ ! -d tests/js/node_modules/pusher-js ]; then
+if [ ! -d tests/js/node_modules/pusher-js ] || [ ! -d tests/js/node_modules/laravel-echo ]; then
   echo "install-deps: npm install (tests/js)"
   (cd tests/js && npm install --no-audit --no-fund --silent)
 fi

@@ -2,9 +2,13 @@
 //
 // usage: node client.js --host H --port P --key K --channels a,private-b,presence-c
 //                       [--auth URL] [--user-auth URL] [--out FILE] [--stats FILE] [--seconds N]
+//                       [--echo EVENT]
 // Writes one JSON line per received event to --out ({channel, event, data, at_ms}),
 // "subscribed"/"error"/"members" lines as they happen, or, with --stats, a count and
 // latency summary (from data.sent_us or data.data.sent_us) every 200 ms.
+// A cache channel without a cached event gives a {"cache_miss": channel} line.
+// With --echo EVENT the channels are subscribed through laravel-echo (Echo.channel(name),
+// Echo.private(name without "private-")) and EVENT is what .listen() is given, as an app writes it.
 const Pusher = require("pusher-js");
 const fs = require("fs");
 
@@ -48,31 +52,54 @@ const stats = () => {
   fs.writeFileSync(args.stats + ".tmp", JSON.stringify(s)); fs.renameSync(args.stats + ".tmp", args.stats);
 };
 let subscribed = 0;
-for (const name of channels) {
-  const ch = pusher.subscribe(name);
-  ch.bind("pusher:subscription_succeeded", (members) => {
-    subscribed++;
-    if (args.stats) stats();
-    const line = { subscribed: name };
-    if (members && members.count !== undefined) { line.members = members.count; line.me = members.me; }
-    if (!args.stats) write(line);
-  });
-  ch.bind("pusher:subscription_error", (e) => write({ error: name, status: e && e.status, detail: e && (e.error || e.type) }));
-  ch.bind("pusher:member_added", (m) => { if (!args.stats) write({ member_added: name, member: m }); });
-  ch.bind_global((event, data) => {
-    if (event.startsWith("pusher:")) return;
-    count++;
-    if (args.stats) {
-      const now = nowMs();
-      if (!firstAt) firstAt = now;
-      lastAt = now;
-      const sent = data && (data.sent_us || (data.data && data.data.sent_us));
-      if (sent) record(now - sent / 1000);
-      if (now - lastWrite > 200) { stats(); lastWrite = now; }
-    } else {
-      write({ channel: name, event, data, at_ms: Date.now() });
+const onSubscribed = (name, members) => {
+  subscribed++;
+  if (args.stats) stats();
+  const line = { subscribed: name };
+  if (members && members.count !== undefined) { line.members = members.count; line.me = members.me; }
+  if (!args.stats) write(line);
+};
+const onEvent = (name, event, data) => {
+  count++;
+  if (args.stats) {
+    const now = nowMs();
+    if (!firstAt) firstAt = now;
+    lastAt = now;
+    const sent = data && (data.sent_us || (data.data && data.data.sent_us));
+    if (sent) record(now - sent / 1000);
+    if (now - lastWrite > 200) { stats(); lastWrite = now; }
+  } else {
+    write({ channel: name, event, data, at_ms: Date.now() });
+  }
+};
+const onError = (name, e) => write({ error: name, status: e && e.status, detail: e && (e.error || e.type) });
+if (args.echo) {
+  // laravel-echo 2.x: a dependency of these test clients (tests/js/package.json), in the docker test image too.
+  // Its CommonJS build is not loadable (the package is "type": "module"): import its ES module.
+  const esm = require("path").join(require("path").dirname(require.resolve("laravel-echo")), "echo.js");
+  import(require("url").pathToFileURL(esm).href).then(({ default: Echo }) => {
+    const echo = new Echo({ broadcaster: "pusher", client: pusher, withoutInterceptors: true });
+    for (const name of channels) {
+      const ch = name.startsWith("private-") ? echo.private(name.slice("private-".length)) : echo.channel(name);
+      if (ch.name !== name) throw new Error(`Echo subscribed ${ch.name}, not ${name}`);
+      ch.subscribed(() => onSubscribed(name))
+        .error((e) => onError(name, e))
+        .listen(args.echo, (data) => onEvent(name, args.echo, data))
+        .on("pusher:cache_miss", () => write({ cache_miss: name }));
     }
-  });
+  }, (e) => { write({ error: "laravel-echo", detail: String(e) }); process.exit(1); });
+} else {
+  for (const name of channels) {
+    const ch = pusher.subscribe(name);
+    ch.bind("pusher:subscription_succeeded", (members) => onSubscribed(name, members));
+    ch.bind("pusher:subscription_error", (e) => onError(name, e));
+    ch.bind("pusher:member_added", (m) => { if (!args.stats) write({ member_added: name, member: m }); });
+    ch.bind("pusher:cache_miss", () => write({ cache_miss: name }));
+    ch.bind_global((event, data) => {
+      if (event.startsWith("pusher:")) return;
+      onEvent(name, event, data);
+    });
+  }
 }
 pusher.connection.bind("connected", () => { if (!args.stats) write({ connected: pusher.connection.socket_id }); });
 pusher.connection.bind("error", (e) => write({ error: "connection", detail: JSON.stringify(e && e.error) }));

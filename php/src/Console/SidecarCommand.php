@@ -40,6 +40,8 @@ class SidecarCommand extends Command
             'HOME' => getenv('HOME') ?: null,
             'SCADA_LOG' => (string) $this->laravel['config']->get('scada-broadcasting.sidecar.log', 'info'),
             'SCADA_WORKER_THREADS' => getenv('SCADA_WORKER_THREADS') ?: null,
+            // Channel patterns delivered first (the sidecar reads it from its environment).
+            'SCADA_PRIORITY' => ((string) $this->laravel['config']->get('scada-broadcasting.sidecar.priority', '')) ?: null,
         ]);
         $process = proc_open([$binary, '--config', $file], [0 => STDIN, 1 => STDOUT, 2 => STDERR], $pipes, null, $env);
         if (! is_resource($process)) {

@@ -804,6 +804,19 @@ impl Journal {
         removed
     }
 
+    /// The start of the segment holding offset `at` (a frame boundary), or
+    /// the oldest data kept when `at` was released: where a scan of the
+    /// newest data may begin.
+    pub fn segment_start_at(&self, at: u64) -> u64 {
+        let s = lock(&self.state);
+        s.segments
+            .range(..=at)
+            .next_back()
+            .map(|(&start, _)| start)
+            .or_else(|| s.segments.keys().next().copied())
+            .unwrap_or(s.head)
+    }
+
     /// Every frame from `from` to the head, for recovery scans (dedup
     /// rebuild); damaged ranges are skipped (and counted) as readers skip them.
     pub fn scan(&self, from: u64, mut f: impl FnMut(u64, Frame<'_>)) -> io::Result<()> {

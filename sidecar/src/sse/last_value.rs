@@ -1,11 +1,22 @@
 //! The latest event per (channel, event name), for clients that connect
 //! without a `Last-Event-ID`: they see the current state at once, then the
 //! live stream. Bounded in channels and in event names per channel.
+//!
+//! Kept in memory and rebuilt on start ([`rebuild`]) from the newest part of
+//! the journal, so a restart does not leave new clients with nothing until
+//! the next sample: what the sinks would deliver (windows of throttled
+//! channels, not their raw samples), at most `last_value_rebuild_bytes` plus
+//! the rest of the segment that bound falls in.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 
-use super::Item;
+use scada_core::frame::{Frames, MAX_BODY_LEN};
+
+use super::{render, wanted_event, Item};
+use crate::journal::{Journal, Read};
+use crate::routing::Routing;
 
 #[derive(Debug, Default)]
 struct Channel {
@@ -53,7 +64,10 @@ impl LastValues {
         let entry = self.channels.entry(channel.to_string()).or_default();
         entry.touched = self.clock;
         if let Some(slot) = entry.events.iter_mut().find(|(name, _)| name == event) {
-            slot.1 = item.clone();
+            // A rebuild and the live stage may both see an event: the newest stays.
+            if slot.1.offset <= item.offset {
+                slot.1 = item.clone();
+            }
             return;
         }
         if entry.events.len() >= self.max_events {
@@ -85,6 +99,78 @@ impl LastValues {
     pub fn channel_count(&self) -> usize {
         self.channels.len()
     }
+
+    /// How many (channel, event name) pairs are kept.
+    pub fn event_count(&self) -> usize {
+        self.channels.values().map(|c| c.events.len()).sum()
+    }
+}
+
+/// What [`rebuild`] read and kept.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Rebuilt {
+    /// Journal offsets scanned: `from..to`.
+    pub from: u64,
+    pub to: u64,
+    /// Events that a sink would deliver among them.
+    pub events: u64,
+}
+
+/// Records into `last` every event a sink would deliver from the newest
+/// `budget` bytes of the journal before `to` (starting at the beginning of
+/// the segment that bound falls in, the nearest frame boundary known), oldest
+/// first, so the latest per channel and name wins. Blocking I/O; `budget` 0
+/// reads nothing. Damaged ranges are skipped as every reader skips them.
+pub fn rebuild(
+    journal: &Journal,
+    routing: &Routing,
+    budget: u64,
+    to: u64,
+    last: &mut LastValues,
+) -> io::Result<Rebuilt> {
+    let from = if budget == 0 {
+        to
+    } else {
+        journal.segment_start_at(to.saturating_sub(budget)).min(to)
+    };
+    let mut done = Rebuilt {
+        from,
+        to: from,
+        events: 0,
+    };
+    let mut pos = from;
+    while pos < to {
+        match journal.read_disk(pos, 4 * 1024 * 1024)? {
+            Read::Data(batch) => {
+                let mut at = batch.start;
+                for frame in Frames::new(&batch.data, MAX_BODY_LEN).map_while(Result::ok) {
+                    let offset = at;
+                    at += frame.len() as u64;
+                    if offset >= to {
+                        break;
+                    }
+                    let Some(ev) = wanted_event(routing, &frame, |_| true) else {
+                        continue;
+                    };
+                    let channels: Vec<String> =
+                        routing.sink_channels(&ev).map(str::to_string).collect();
+                    let Some(item) = render(offset, &ev, channels).map(Arc::new) else {
+                        continue;
+                    };
+                    for c in routing.sink_channels(&ev) {
+                        last.record(c, ev.event, &item);
+                    }
+                    done.events += 1;
+                }
+                pos = batch.end();
+            }
+            Read::AtHead => break,
+            Read::Skip { to: next } if next > pos => pos = next,
+            Read::Skip { .. } => break,
+        }
+    }
+    done.to = pos.min(to);
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -117,6 +203,19 @@ mod tests {
             [Some(3), Some(5), Some(7)]
         );
         assert!(lv.snapshot(["zzz"]).is_empty());
+    }
+
+    #[test]
+    fn an_older_event_never_replaces_a_newer_one() {
+        // The rebuild and the live stage may record the same events in any order.
+        let mut lv = LastValues::new(10, 10);
+        lv.record("a", "e1", &item(9));
+        lv.record("a", "e1", &item(4));
+        assert_eq!(offsets(lv.snapshot(["a"])), [Some(9)]);
+        lv.record("a", "e1", &item(9));
+        lv.record("a", "e1", &item(12));
+        assert_eq!(offsets(lv.snapshot(["a"])), [Some(12)]);
+        assert_eq!(lv.event_count(), 1);
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! An event on several requested channels is sent once.
 //!
 //! * Without `Last-Event-ID`: the latest event per (channel, event name)
-//!   seen since the sidecar started (kept in memory, bounded), oldest first,
-//!   then the live stream.
+//!   (kept in memory, bounded, rebuilt on start from the newest journal
+//!   data: [`last_value::rebuild`]), oldest first, then the live stream.
 //! * With `Last-Event-ID` (header or `?last_event_id=`): every event after
 //!   it, read from the journal, then the live stream: no gap, no repeat.
 //!   When the journal no longer holds what follows it (retention, damage),
@@ -220,7 +220,9 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    pub fn new(cfg: &SseConfig, start: u64, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// A hub whose stream starts at journal offset `start`, knowing `last`
+    /// (what [`last_value::rebuild`] found before it).
+    pub fn new(cfg: &SseConfig, start: u64, metrics: Arc<Metrics>, last: LastValues) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(HubState {
                 next_id: 0,
@@ -228,7 +230,7 @@ impl Hub {
                 by_channel: HashMap::new(),
                 live_from: start,
                 last_seen: start.saturating_sub(1),
-                last: LastValues::new(cfg.last_value_channels, cfg.last_value_events_per_channel),
+                last,
                 closed: false,
             }),
             queue: cfg.client_queue_events,

@@ -465,6 +465,25 @@ pub async fn serve(listener: TcpListener, app: Arc<SseApp>, mut shutdown: watch:
     info!("SSE listener stopped");
 }
 
+/// TCP keepalive, so the half-open socket of a browser that vanished without
+/// a FIN (power cut, Wi-Fi gone) is closed by the kernel, and a
+/// TCP_USER_TIMEOUT as long, so unacknowledged heartbeats give up as soon.
+fn keepalive(stream: &TcpStream, cfg: &SseConfig) -> std::io::Result<()> {
+    if cfg.tcp_keepalive_secs == 0 {
+        return Ok(());
+    }
+    let idle = Duration::from_secs(cfg.tcp_keepalive_secs);
+    let interval = Duration::from_secs(cfg.tcp_keepalive_interval_secs);
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(interval)
+            .with_retries(cfg.tcp_keepalive_probes),
+    )?;
+    socket.set_tcp_user_timeout(Some(idle + interval * cfg.tcp_keepalive_probes))
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -473,6 +492,9 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    if let Err(e) = keepalive(&stream, cfg) {
+        debug!(%peer, error = %e, "SSE: cannot set TCP keepalive");
+    }
     let kill = Arc::new(Notify::new());
     let conn = Conn {
         peer,
@@ -501,7 +523,10 @@ async fn connection(
         }
         _ = kill.notified() => {
             // Overflowed: a client that reads takes its final event and
-            // reconnects; one that does not is cut off.
+            // reconnects; one that does not is cut off. The connection takes
+            // no further request: a browser would send its resumed stream on
+            // it, and the grace is for the overflowed stream only.
+            conn.as_mut().graceful_shutdown();
             let grace = Duration::from_millis(cfg.overflow_grace_ms);
             let _ = tokio::time::timeout(grace, conn.as_mut()).await;
         }

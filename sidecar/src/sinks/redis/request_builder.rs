@@ -43,6 +43,20 @@ pub fn channel(out: &mut Vec<u8>, prefix: &str, channel: &str) {
     out.extend_from_slice(channel.as_bytes());
 }
 
+/// The hash keeping a channel's latest message per event name (opt-in,
+/// `SCADA_REDIS_LAST_VALUE`): `<prefix>scada:last:<channel>`, field the event
+/// name, value the message PUBLISHed. Channel names hold no `:`, so the key
+/// is unambiguous; Laravel reads it as `Redis::hgetall('scada:last:<channel>')`
+/// (its connection adds the prefix).
+pub fn last_value_key(out: &mut Vec<u8>, prefix: &str, channel: &str) {
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(LAST_VALUE_KEY.as_bytes());
+    out.extend_from_slice(channel.as_bytes());
+}
+
+/// What follows the prefix in a last-value key, before the channel.
+pub const LAST_VALUE_KEY: &str = "scada:last:";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +106,12 @@ mod tests {
         let mut out = Vec::new();
         channel(&mut out, "laravel_database_", "private-orders.1");
         assert_eq!(out, b"laravel_database_private-orders.1");
+    }
+
+    #[test]
+    fn last_value_keys_are_prefixed_per_channel() {
+        let mut out = Vec::new();
+        last_value_key(&mut out, "laravel_database_", "plant-1");
+        assert_eq!(out, b"laravel_database_scada:last:plant-1");
     }
 }

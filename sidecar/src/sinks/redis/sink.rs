@@ -124,9 +124,11 @@ impl Source for Feed {
     }
 }
 
-/// Builds PUBLISH pipelines: one command per event and delivered channel.
+/// Builds PUBLISH pipelines: one command per event and delivered channel
+/// (and with `last_value`, an HSET of the same message after it).
 struct Pipelines {
     prefix: String,
+    last_value: bool,
     max_messages: usize,
     routing: Routing,
     request: Option<Request>,
@@ -165,6 +167,17 @@ impl Encoder for Pipelines {
                 .arg(&self.message[..])
                 .ignore();
             r.messages += 1;
+            if self.last_value {
+                // Same pipeline, right after the PUBLISH: the key never lags the stream.
+                self.channel.clear();
+                request_builder::last_value_key(&mut self.channel, &self.prefix, ch);
+                r.pipe
+                    .cmd("HSET")
+                    .arg(&self.channel[..])
+                    .arg(ev.event)
+                    .arg(&self.message[..])
+                    .ignore();
+            }
         }
         r.events += 1;
         r.oldest_created_us = r.oldest_created_us.min(ev.created_us);
@@ -235,6 +248,7 @@ impl RedisSink {
         };
         let mut pipelines = Pipelines {
             prefix: self.cfg.prefix.clone(),
+            last_value: self.cfg.last_value,
             max_messages: self.cfg.max_batch_events,
             routing: self.routing,
             request: None,

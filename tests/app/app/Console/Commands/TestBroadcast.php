@@ -3,6 +3,7 @@
 namespace App\Console\Commands;
 
 use App\Events\OrderShipped;
+use App\Events\PlantReading;
 use App\Events\SensorAlarm;
 use App\Events\ShiftChanged;
 use App\Jobs\BroadcastSamples;
@@ -12,7 +13,8 @@ use Scada\Broadcasting\Events\ScadaDataReceived;
 /** Drives the test scenarios from a real process. */
 class TestBroadcast extends Command
 {
-    protected $signature = 'test:broadcast {what : alarm|shift|orders|sample-jobs|seed-event}
+    protected $signature = 'test:broadcast {what : alarm|shift|orders|sample-jobs|seed-event|reading}
+        {--value=21.5}
         {--count=1} {--samples=100} {--socket=} {--plant=1} {--channel=scada-realtime}';
 
     protected $description = 'Broadcast test events through the configured driver';
@@ -38,6 +40,9 @@ class TestBroadcast extends Command
                 for ($i = 0; $i < $count; $i++) {
                     BroadcastSamples::dispatch($i, (int) $this->option('samples'), (string) $this->option('channel'));
                 }
+                break;
+            case 'reading':
+                broadcast(new PlantReading((int) $this->option('plant'), (float) $this->option('value')));
                 break;
             case 'seed-event':
                 broadcast(new ScadaDataReceived(['channel' => 'PLC-1', 'value' => 42.5], (string) $this->option('channel')));

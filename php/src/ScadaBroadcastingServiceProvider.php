@@ -141,6 +141,16 @@ class ScadaBroadcastingServiceProvider extends ServiceProvider
      */
     public static function sseTokenIssuer(ConfigRepository $config): SseTokenIssuer
     {
+        return new SseTokenIssuer(self::sseSecret($config), (int) $config->get('scada-broadcasting.sse.token_ttl', 300));
+    }
+
+    /**
+     * The secret SSE tokens are signed with ('' when there is none): the
+     * token route signs with it and `scada:sidecar` hands the same one to the
+     * sidecar's [sse], so the two never disagree whatever the connections are named.
+     */
+    public static function sseSecret(ConfigRepository $config): string
+    {
         $secret = (string) $config->get('scada-broadcasting.sse.secret', '');
         if ($secret === '') {
             foreach ([$config->get('broadcasting.default'), 'scada', 'pusher'] as $connection) {
@@ -151,7 +161,7 @@ class ScadaBroadcastingServiceProvider extends ServiceProvider
             }
         }
 
-        return new SseTokenIssuer($secret, (int) $config->get('scada-broadcasting.sse.token_ttl', 300));
+        return $secret;
     }
 
     /**

@@ -1185,91 +1185,6 @@ async fn with_only_sse_configured_the_sidecar_streams_and_serves_the_dashboard()
     sidecar.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alarm_overtakes_a_telemetry_backlog_queued_for_a_slow_client() {
-    let s = Stack::start("priority", |c| {
-        c.priority = vec!["alarms-*".into()];
-        c.sse.as_mut().unwrap().client_queue_events = 2000;
-        c.sse.as_mut().unwrap().overflow_grace_ms = 5000;
-    })
-    .await;
-    let mut sub = s.redis.subscribe("*").await;
-    // Stops reading right after its response head: 32 MB of telemetry fill
-    // the socket buffers and then its queue.
-    let mut slow = raw_stream(s.port, "channels=plant,alarms-1").await;
-    let n = 1000u64;
-    let pad = "t".repeat(32_000);
-    for burst in 0..n / 20 {
-        let frames: Vec<Vec<u8>> = (burst * 20 + 1..=burst * 20 + 20)
-            .map(|i| {
-                ev(
-                    21,
-                    i,
-                    &["plant"],
-                    "telemetry",
-                    &format!(r#"{{"i":{i},"pad":"{pad}"}}"#),
-                )
-            })
-            .collect();
-        produce(&s.sidecar.socket, 21, &frames).await;
-    }
-    assert_eq!(sub.take(n as usize, WAIT).await.len(), n as usize);
-    produce(
-        &s.sidecar.socket,
-        21,
-        &[ev(21, n + 1, &["alarms-1"], "alarm", r#"{"trip":1}"#)],
-    )
-    .await;
-    assert_eq!(sub.take(1, WAIT).await.len(), 1);
-    // Give the stage a moment to queue the alarm, then read everything.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut text = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut chunk = vec![0u8; 1 << 16];
-    while tokio::time::Instant::now() < deadline {
-        let got = tokio::time::timeout(WAIT, slow.read(&mut chunk)).await;
-        let Ok(Ok(k)) = got else { break };
-        if k == 0 {
-            break;
-        }
-        text.extend_from_slice(&chunk[..k]);
-        let t = String::from_utf8_lossy(&text);
-        if t.matches("event: telemetry").count() as u64 == n && t.contains("event: alarm") {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&text);
-    assert!(!text.contains("event: overflow"), "no overflow expected");
-    assert_eq!(
-        text.matches("event: telemetry").count() as u64,
-        n,
-        "every telemetry event arrives"
-    );
-    let at = text.find("event: alarm").expect("the alarm arrives");
-    let before = &text[..at];
-    let telemetry_before = before.matches("event: telemetry").count() as u64;
-    assert!(
-        telemetry_before < n,
-        "the alarm overtook queued telemetry ({telemetry_before} of {n} before it)"
-    );
-    // It carries the id of the last event sent in order, so a reconnect
-    // resumes before what it overtook (nothing is missed).
-    let last_before: u64 = before
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("id: "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let alarm_id: u64 = text[at..]
-        .lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| l.strip_prefix("id: "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(alarm_id, last_before);
-
 /// The server side of the loopback connection from `client_port` to the
 /// listener on `server_port`, as the kernel lists it in /proc/net/tcp:
 /// (timer kind, timer ticks left, socket inode). Timer kind 2 is keepalive.
@@ -1391,5 +1306,92 @@ async fn tcp_keepalive_is_on_by_default_and_can_be_turned_off() {
     );
     assert_ne!(timer, 2, "no keepalive timer");
     drop(client);
+    s.sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_overtakes_a_telemetry_backlog_queued_for_a_slow_client() {
+    let s = Stack::start("priority", |c| {
+        c.priority = vec!["alarms-*".into()];
+        c.sse.as_mut().unwrap().client_queue_events = 2000;
+        c.sse.as_mut().unwrap().overflow_grace_ms = 5000;
+    })
+    .await;
+    let mut sub = s.redis.subscribe("*").await;
+    // Stops reading right after its response head: 32 MB of telemetry fill
+    // the socket buffers and then its queue.
+    let mut slow = raw_stream(s.port, "channels=plant,alarms-1").await;
+    let n = 1000u64;
+    let pad = "t".repeat(32_000);
+    for burst in 0..n / 20 {
+        let frames: Vec<Vec<u8>> = (burst * 20 + 1..=burst * 20 + 20)
+            .map(|i| {
+                ev(
+                    21,
+                    i,
+                    &["plant"],
+                    "telemetry",
+                    &format!(r#"{{"i":{i},"pad":"{pad}"}}"#),
+                )
+            })
+            .collect();
+        produce(&s.sidecar.socket, 21, &frames).await;
+    }
+    assert_eq!(sub.take(n as usize, WAIT).await.len(), n as usize);
+    produce(
+        &s.sidecar.socket,
+        21,
+        &[ev(21, n + 1, &["alarms-1"], "alarm", r#"{"trip":1}"#)],
+    )
+    .await;
+    assert_eq!(sub.take(1, WAIT).await.len(), 1);
+    // Give the stage a moment to queue the alarm, then read everything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut text = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut chunk = vec![0u8; 1 << 16];
+    while tokio::time::Instant::now() < deadline {
+        let got = tokio::time::timeout(WAIT, slow.read(&mut chunk)).await;
+        let Ok(Ok(k)) = got else { break };
+        if k == 0 {
+            break;
+        }
+        text.extend_from_slice(&chunk[..k]);
+        let t = String::from_utf8_lossy(&text);
+        if t.matches("event: telemetry").count() as u64 == n && t.contains("event: alarm") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(!text.contains("event: overflow"), "no overflow expected");
+    assert_eq!(
+        text.matches("event: telemetry").count() as u64,
+        n,
+        "every telemetry event arrives"
+    );
+    let at = text.find("event: alarm").expect("the alarm arrives");
+    let before = &text[..at];
+    let telemetry_before = before.matches("event: telemetry").count() as u64;
+    assert!(
+        telemetry_before < n,
+        "the alarm overtook queued telemetry ({telemetry_before} of {n} before it)"
+    );
+    // It carries the id of the last event sent in order, so a reconnect
+    // resumes before what it overtook (nothing is missed).
+    let last_before: u64 = before
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let alarm_id: u64 = text[at..]
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(alarm_id, last_before);
     s.sidecar.stop().await;
 }

@@ -20,6 +20,25 @@ final class SseTokenIssuerTest extends TestCase
         return json_decode(file_get_contents($file), true, 512, JSON_THROW_ON_ERROR)['vectors'];
     }
 
+    public function test_the_sidecar_is_given_the_secret_the_token_route_signs_with_whatever_the_connection_is_named(): void
+    {
+        // No SCADA_SSE_SECRET; the default connection (not named scada or pusher) signs /broadcasting/auth.
+        $config = new \Illuminate\Config\Repository([
+            'broadcasting' => ['default' => 'reverb', 'connections' => [
+                'reverb' => ['driver' => 'scada', 'key' => 'k', 'secret' => 'reverb-secret', 'app_id' => '1'],
+                'pusher' => ['driver' => 'pusher', 'key' => 'k2', 'secret' => 'other-secret', 'app_id' => '2'],
+            ]],
+            'scada-broadcasting' => ['sse' => ['addr' => '127.0.0.1:8090', 'secret' => null]],
+        ]);
+        $sidecar = (new \Scada\Broadcasting\Sidecar\SidecarConfig($config, '/tmp/scada-data'))->toArray();
+        $this->assertSame('reverb-secret', $sidecar['sse']['secret']);
+        $this->assertSame('reverb-secret', \Scada\Broadcasting\ScadaBroadcastingServiceProvider::sseSecret($config));
+        $this->assertStringNotContainsString('reverb-secret', (new \Scada\Broadcasting\Sidecar\SidecarConfig($config, '/tmp/scada-data'))->toToml(false));
+        // An explicit SSE secret wins, for both.
+        $config->set('scada-broadcasting.sse.secret', 'sse-own');
+        $this->assertSame('sse-own', (new \Scada\Broadcasting\Sidecar\SidecarConfig($config, '/tmp/scada-data'))->toArray()['sse']['secret']);
+    }
+
     public function test_every_vector_is_reproduced_exactly(): void
     {
         $vectors = self::vectors();

@@ -27,7 +27,7 @@ APT_PACKAGES=(
   phpunit php-laravel-framework php-redis php-predis php-mockery
   redis-server redis-tools
   protobuf-compiler libprotobuf-dev
-  curl ca-certificates
+  curl ca-certificates python3
   valgrind
   chromium
 )

@@ -348,10 +348,9 @@ class SseStream {
     if (generation !== this.generation) {
       return;
     }
+    // No de-duplication by id: the sidecar resumes after Last-Event-ID (never inclusively), and an alarm that
+    // overtook queued telemetry (SCADA_PRIORITY) carries the id of the last event sent in order, on purpose.
     const id = event.lastEventId || null;
-    if (id !== null && id === this.lastEventId) {
-      return; // a server resuming inclusively: already delivered
-    }
     this.rememberId(event);
     const envelope = parseJson(event.data);
     if (envelope === null || typeof envelope !== 'object' || !Array.isArray(envelope.channels) || !('data' in envelope)) {

@@ -3,6 +3,7 @@
 namespace Scada\Broadcasting\Sidecar;
 
 use Illuminate\Contracts\Config\Repository;
+use Scada\Broadcasting\ScadaBroadcastingServiceProvider;
 
 /**
  * The sidecar's TOML configuration, derived from Laravel's: the Redis target
@@ -78,12 +79,12 @@ final class SidecarConfig
         }
 
         // The SSE listener (opt-in: an address). Its secret is the one the app
-        // signs SSE tokens with; without one the sidecar falls back to the pusher target's.
+        // signs SSE tokens with, resolved as the token route resolves it.
         $sse = $scada['sse'] ?? [];
         if (($sse['addr'] ?? '') !== '' && ($sse['addr'] ?? null) !== null) {
             $out['sse'] = array_filter([
                 'addr' => (string) $sse['addr'],
-                'secret' => isset($sse['secret']) ? (string) $sse['secret'] : null,
+                'secret' => ScadaBroadcastingServiceProvider::sseSecret($this->config),
                 'cors_origins' => self::list($sse['cors'] ?? []),
                 'dashboard_connect' => self::list($sse['dashboard_connect'] ?? []),
             ], fn ($v) => $v !== null && $v !== '' && $v !== []);

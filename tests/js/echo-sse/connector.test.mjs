@@ -205,6 +205,22 @@ for (const [version, Echo] of [['laravel-echo 2.5', Echo2], ['laravel-echo 1.19'
       assert.equal(echo.connector.connectionStatus(), 'connected');
     });
 
+    test('alarms that overtook queued telemetry carry the last in-order id and are all delivered', async (t) => {
+      const { sidecar, echo } = await setup(t, Echo);
+      const got = [];
+      echo.channel('plant').listen('.scada.data.received', (d) => got.push('plant:' + d.n));
+      echo.channel('alarms-1').listen('.alarm', (d) => got.push('alarm:' + d.n));
+      await waitFor('one stream', () => sidecar.openConnections().length === 1);
+      sidecar.publish('plant', 'scada.data.received', { n: 1 });
+      await waitFor('the first sample', () => got.length === 1);
+      sidecar.overtake('alarms-1', 'alarm', { n: 'a' }); // id 1 again
+      sidecar.overtake('alarms-1', 'alarm', { n: 'b' }); // and again
+      sidecar.publish('plant', 'scada.data.received', { n: 2 });
+      await waitFor('4 deliveries', () => got.length >= 4);
+      await sleep(50);
+      assert.deepEqual(got, ['plant:1', 'alarm:a', 'alarm:b', 'plant:2']);
+    });
+
     test('a server that ignores envelope=1 (bare payloads): each event is reported, not dispatched to a guessed channel', async (t) => {
       const { sidecar, echo, errors } = await setup(t, Echo, { ignoresEnvelope: true });
       const got = [];

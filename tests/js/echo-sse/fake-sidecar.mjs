@@ -70,6 +70,19 @@ export class FakeSidecar {
     return e;
   }
 
+  /**
+   * A priority event that overtakes events queued for each stream (SCADA_PRIORITY): the sidecar sends it with the id of
+   * the last event that stream got in order, so a reconnect resumes before what it overtook.
+   */
+  overtake(channel, event, data) {
+    for (const c of this.openConnections()) {
+      const e = { id: c.sent.at(-1) ?? 0, channels: [channel].flat(), event, data };
+      if (on(c, e).length) {
+        c.res.write(frame(c, e));
+      }
+    }
+  }
+
   openConnections() {
     return this.connections.filter((c) => c.res && !c.closed);
   }

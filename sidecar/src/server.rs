@@ -328,11 +328,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     // Sinks: one per destination and lane (see `destination_lanes`).
+    let rules_path = server.data_dir.join(PRIORITY_RULES_FILE);
+    let rules_changed = priority_rules_changed(&rules_path, &config.priority)?;
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut sinks = JoinSet::new();
     let mut destinations = Vec::new();
     if let Some(redis) = &config.redis {
-        for lane in destination_lanes(&journal, &metrics, &routing, "redis", "redis", "redis")? {
+        for lane in destination_lanes(
+            &journal,
+            &metrics,
+            &routing,
+            rules_changed,
+            "redis",
+            "redis",
+            "redis",
+        )? {
             if lane.reader.position() < journal.head() {
                 info!(
                     sink = %lane.name,
@@ -352,6 +362,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &journal,
             &metrics,
             &routing,
+            rules_changed,
             &cursor,
             &target.name,
             "pusher",
@@ -363,6 +374,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             sinks.spawn(sink.run(stop_rx.clone()));
         }
     }
+
+    // Every lane's cursor now belongs to these rules.
+    record_priority_rules(&rules_path, &config.priority)?;
 
     // Listeners.
     let listener = bind_unix(&server.socket, 0o660)?;
@@ -534,11 +548,13 @@ struct DestinationLane {
 /// telemetry cursor when new, so a slow or failing telemetry request never
 /// delays an alarm. A priority cursor left by a removed rule is folded back
 /// into the telemetry cursor (nothing undelivered is lost; it no longer pins
-/// the journal).
+/// the journal); so is one written under other rules (`rules_changed`), and
+/// the priority lane starts again from the telemetry cursor.
 fn destination_lanes(
     journal: &Arc<Journal>,
     metrics: &Arc<Metrics>,
     routing: &Routing,
+    rules_changed: bool,
     cursor: &str,
     name: &str,
     kind: &'static str,
@@ -565,6 +581,17 @@ fn destination_lanes(
             lane: "all",
         }]);
     }
+    if rules_changed {
+        // Channels may have changed lanes: a lane's cursor says nothing about
+        // the events the other lane held back. Both resume where the earlier
+        // one was (repeats are counted as replays; nothing is skipped).
+        let rewound = journal
+            .fold_cursor(&priority_cursor, cursor)
+            .map_err(cursor_err(&priority_cursor))?;
+        if rewound > 0 {
+            warn!(sink = %name, bytes = rewound, "the priority rule changed: both lanes of this destination resume where the earlier one was, so no event is skipped (events in between may be sent again, counted as replayed_after_restart)");
+        }
+    }
     let priority_name = format!("{name}:{}", Lane::Priority.as_str());
     let priority = journal
         .reader_seeded(&priority_cursor, cursor, metrics.sink(&priority_name, kind))
@@ -586,6 +613,42 @@ fn destination_lanes(
             lane: Lane::Telemetry.as_str(),
         },
     ])
+}
+
+/// The priority rules the lanes' cursors were written under, one pattern a line, in the data directory.
+const PRIORITY_RULES_FILE: &str = "priority-rules";
+
+/// True when the priority rules differ from those of the last run (a
+/// missing record counts as different when there are rules).
+fn priority_rules_changed(path: &Path, rules: &[String]) -> Result<bool, ServerError> {
+    match std::fs::read_to_string(path) {
+        Ok(stored) => Ok(stored != rules_text(rules)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(!rules.is_empty()),
+        Err(e) => Err(dir_err("read", path)(e)),
+    }
+}
+
+/// Records the rules (written whole, then renamed into place, so a crash
+/// leaves the old record or the new one).
+fn record_priority_rules(path: &Path, rules: &[String]) -> Result<(), ServerError> {
+    if rules.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(dir_err("remove", path)(e)),
+            _ => Ok(()),
+        };
+    }
+    let tmp = path.with_extension("tmp");
+    let write = || -> io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut f, rules_text(rules).as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(dir_err("write", path))
+}
+
+fn rules_text(rules: &[String]) -> String {
+    rules.iter().map(|r| format!("{r}\n")).collect()
 }
 
 async fn join_all<T: 'static>(set: &mut JoinSet<T>) {

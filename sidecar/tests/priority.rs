@@ -363,3 +363,91 @@ async fn priority_channels_bypass_a_matching_throttle_rule() {
     assert_eq!(telemetry["throttled"], 5);
     sidecar.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_priority_rule_skips_no_event_of_a_channel_that_changed_lanes() {
+    let dir = temp_dir("priority-changed");
+    let (pusher, port) = SlowPusher::start(0).await;
+    // Run 1, rule `alarms-*`: the telemetry lane (trip-1 among it) is never
+    // answered, the alarms after it are: the priority lane is ahead.
+    *pusher.stall.lock().unwrap() = Some("trip-".into());
+    let sidecar = Sidecar::start(pusher_config(&dir, port)).await;
+    let mut client = Client::connect(&sidecar.socket, 7).await;
+    let mut seq = 0;
+    for n in 0..10 {
+        seq += 1;
+        client.send(&ev(seq, "trip-1", n)).await;
+        seq += 1;
+        client.send(&ev(seq, "plant-0", n)).await;
+    }
+    for n in 0..5 {
+        seq += 1;
+        client.send(&ev(seq, "alarms-1", n)).await;
+    }
+    client.wait_ack(seq).await;
+    until("the alarms arrive", || pusher.count("alarms-") == 5).await;
+    assert_eq!(pusher.count("trip-"), 0);
+    drop(client);
+    sidecar.abort().await;
+
+    // Run 2, rule `alarms-*,trip-*`: trip-1 moved to the priority lane, whose
+    // cursor was past it. Every event still arrives.
+    *pusher.stall.lock().unwrap() = None;
+    let mut c = pusher_config(&dir, port);
+    c.priority = vec!["alarms-*".into(), "trip-*".into()];
+    let sidecar = Sidecar::start(c).await;
+    until("every event of every channel arrives", || {
+        let f = pusher.first_arrivals();
+        f.get("trip-1").map_or(0, Vec::len) == 10
+            && f.get("plant-0").map_or(0, Vec::len) == 10
+            && f.get("alarms-1").map_or(0, Vec::len) == 5
+    })
+    .await;
+    let firsts = pusher.first_arrivals();
+    assert_eq!(firsts["trip-1"], (0..10).collect::<Vec<u64>>());
+    assert_eq!(firsts["plant-0"], (0..10).collect::<Vec<u64>>());
+    // The alarms went again (both lanes resumed where the earlier one was), counted.
+    let status = sidecar.status().await;
+    let replayed: u64 = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "pusher")
+        .map(|s| s["replayed_after_restart"].as_u64().unwrap())
+        .sum();
+    assert!(replayed >= 5, "{status}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/priority-rules")).unwrap(),
+        "alarms-*\ntrip-*\n"
+    );
+    sidecar.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_both_lanes() {
+    let dir = temp_dir("priority-sigterm");
+    // 50 ms a request, 10 events each, 2 at a time: 300 events take 0.75 s.
+    let (pusher, port) = SlowPusher::start(50).await;
+    let sidecar = Sidecar::start(pusher_config(&dir, port)).await;
+    let mut client = Client::connect(&sidecar.socket, 7).await;
+    let mut seq = 0;
+    for n in 0..300 {
+        seq += 1;
+        client.send(&ev(seq, "plant-0", n)).await;
+        if n % 30 == 0 {
+            seq += 1;
+            client.send(&ev(seq, "alarms-1", n)).await;
+        }
+    }
+    client.wait_ack(seq).await;
+    drop(client);
+    // Both lanes are behind the slow target now; a graceful stop delivers them.
+    assert!(pusher.count("plant-") < 300);
+    sidecar.stop().await;
+    let firsts = pusher.first_arrivals();
+    assert_eq!(firsts["plant-0"], (0..300).collect::<Vec<u64>>());
+    assert_eq!(
+        firsts["alarms-1"],
+        (0..300).step_by(30).collect::<Vec<u64>>()
+    );
+}

@@ -3,7 +3,9 @@
 namespace Scada\Broadcasting\Tests\Integration;
 
 use Scada\Broadcasting\Tests\Support\IntegrationTestCase;
+use Scada\Broadcasting\Tests\Support\Processes;
 use Scada\Broadcasting\Tests\Support\ServesLaravel;
+use Scada\Broadcasting\Tests\Support\SseClient;
 use Scada\Broadcasting\Tests\Support\TestApp;
 
 /**
@@ -69,6 +71,29 @@ final class LaravelSseTokenTest extends IntegrationTestCase
         $this->assertStringContainsString(' 200 ', $http_response_header[0]);
         $body = json_decode($response, true);
         $this->assertSame(self::expectedToken(self::SECRET, $body['expires'], 'private-plant.9'), $body['token']);
+    }
+
+    public function test_a_token_from_the_route_opens_its_private_channel_on_the_real_sidecar_and_no_other(): void
+    {
+        $port = Processes::freePort();
+        $this->startStack(['SCADA_SSE_ADDR' => "127.0.0.1:$port", 'SCADA_SSE_SECRET' => self::SECRET]);
+        $base = $this->serve();
+        [$status, $body] = self::token($base, ['private-plant.1'], '8');
+        $this->assertSame(200, $status, json_encode($body));
+
+        $client = new SseClient($this->dir, $this->sidecar->sseUrl('channels=private-plant.1&token=' . urlencode($body['token'])), ['reading']);
+        $service = $this->service();
+        $this->assertTrue($service->broadcast('private-plant.1', 'reading', ['v' => 1]));
+        $this->assertTrue($service->flush());
+        $events = $client->waitFor(1);
+        $this->assertSame(['reading', '{"v":1}'], [$events[0]['event'], $events[0]['data']]);
+
+        // The same token does not open another private channel, and no token opens none.
+        $ctx = stream_context_create(['http' => ['ignore_errors' => true, 'timeout' => 5]]);
+        $refused = file_get_contents($this->sidecar->sseUrl('channels=private-plant.2&token=' . urlencode($body['token'])), false, $ctx);
+        $this->assertStringContainsString(' 403 ', $http_response_header[0], (string) $refused);
+        file_get_contents($this->sidecar->sseUrl('channels=private-plant.1'), false, $ctx);
+        $this->assertStringContainsString(' 401 ', $http_response_header[0]);
     }
 
     public function test_one_refused_channel_refuses_the_token_with_403(): void

@@ -102,6 +102,9 @@ return [
     'sse' => [
         'addr' => env('SCADA_SSE_ADDR'),
         'cors' => array_values(array_filter(array_map('trim', explode(',', (string) env('SCADA_SSE_CORS', ''))))),
+        // Host names a loopback listener answers besides IP addresses and localhost (DNS rebinding
+        // protection): the name a reverse proxy in front passes on, e.g. plant.example.
+        'allowed_hosts' => array_values(array_filter(array_map('trim', explode(',', (string) env('SCADA_SSE_ALLOWED_HOSTS', ''))))),
         'dashboard_connect' => array_values(array_filter(array_map('trim', explode(',', (string) env('SCADA_DASHBOARD_CONNECT', ''))))),
         'url' => env('SCADA_SSE_URL', '/sse'),
         'secret' => env('SCADA_SSE_SECRET', env('PUSHER_APP_SECRET')),

@@ -364,6 +364,11 @@ pub struct SseConfig {
     pub secret: Secret,
     /// Origins allowed cross-origin (`*` for any); empty: same origin only.
     pub cors_origins: Vec<String>,
+    /// Host header names answered besides IP addresses and `localhost`
+    /// (`*`: any). On a loopback listener every other name is refused (DNS
+    /// rebinding); on an exposed one (`allow_remote`) names are checked only
+    /// when this is set.
+    pub allowed_hosts: Vec<String>,
     /// How often an idle stream gets a heartbeat comment.
     pub heartbeat_ms: u64,
     /// Most open streams in total.
@@ -407,6 +412,7 @@ impl Default for SseConfig {
             allow_remote: false,
             secret: Secret::default(),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             heartbeat_ms: DEFAULT_SSE_HEARTBEAT_MS,
             max_connections: DEFAULT_SSE_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_SSE_MAX_PER_CLIENT,
@@ -587,6 +593,9 @@ impl Config {
             }
             if let Some(v) = get(env::SCADA_SSE_CORS) {
                 sse.cors_origins = comma_list(&v);
+            }
+            if let Some(v) = get(env::SCADA_SSE_ALLOWED_HOSTS) {
+                sse.allowed_hosts = comma_list(&v);
             }
             if let Some(v) = get(env::SCADA_DASHBOARD_CONNECT) {
                 sse.dashboard_connect = comma_list(&v);

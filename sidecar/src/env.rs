@@ -53,6 +53,8 @@ pub const SCADA_SSE_ADDR: &str = "SCADA_SSE_ADDR";
 pub const SCADA_SSE_SECRET: &str = "SCADA_SSE_SECRET";
 /// Origins allowed to open SSE streams cross-origin, comma-separated (`*` for any).
 pub const SCADA_SSE_CORS: &str = "SCADA_SSE_CORS";
+/// Host header names a loopback SSE listener answers besides IP addresses and `localhost`, comma-separated (`*`: any).
+pub const SCADA_SSE_ALLOWED_HOSTS: &str = "SCADA_SSE_ALLOWED_HOSTS";
 /// Origins the dashboard page may also connect to (its CSP `connect-src`), comma-separated.
 pub const SCADA_DASHBOARD_CONNECT: &str = "SCADA_DASHBOARD_CONNECT";
 /// Idle seconds before TCP keepalive probes on SSE connections (0: off; default 60).

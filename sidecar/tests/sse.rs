@@ -1395,3 +1395,69 @@ async fn an_alarm_overtakes_a_telemetry_backlog_queued_for_a_slow_client() {
     assert_eq!(alarm_id, last_before);
     s.sidecar.stop().await;
 }
+
+/// The status line and body of a GET with this Host header.
+async fn with_host(port: u16, path: &str, host: &str) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("Host", host)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_listener_refuses_host_names_a_dns_rebinding_page_would_send() {
+    let s = Stack::start("hosts", |_| {}).await;
+    // A page whose own name resolves to 127.0.0.1 sends that name.
+    let (status, body) = with_host(s.port, "/sse?channels=plant", "evil.example:8090").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("DNS rebinding") && body.contains("SCADA_SSE_ALLOWED_HOSTS"),
+        "{body}"
+    );
+    assert_eq!(
+        with_host(s.port, "/dashboard/", "evil.example").await.0,
+        403
+    );
+    // Addresses and localhost (an ssh -L tunnel) are answered.
+    assert_eq!(
+        with_host(s.port, "/dashboard/", &format!("localhost:{}", s.port))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        with_host(s.port, "/dashboard/", &format!("127.0.0.1:{}", s.port))
+            .await
+            .0,
+        200
+    );
+    let mut client = SseClient::open(&s.url("channels=plant"), None).await;
+    produce(
+        &s.sidecar.socket,
+        31,
+        &[ev(31, 1, &["plant"], "tick", r#"{"n":1}"#)],
+    )
+    .await;
+    assert_eq!(client.events(1).await[0].data, r#"{"n":1}"#);
+    s.sidecar.stop().await;
+
+    // A name the operator lists (a proxy in front that keeps the Host) is answered.
+    let s = Stack::start("hosts-listed", |c| {
+        c.sse.as_mut().unwrap().allowed_hosts = vec!["scada.plant.example".into()];
+    })
+    .await;
+    assert_eq!(
+        with_host(s.port, "/dashboard/", "scada.plant.example")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        with_host(s.port, "/dashboard/", "evil.example").await.0,
+        403
+    );
+    s.sidecar.stop().await;
+}

@@ -127,7 +127,8 @@ final class LaravelCommandsTest extends IntegrationTestCase
     {
         $fp = fsockopen('127.0.0.1', $port, $errno, $error, 5);
         stream_set_timeout($fp, 10);
-        $request = "GET $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n";
+        $request = "GET $path HTTP/1.1\r\nHost: " . ($headers['Host'] ?? "127.0.0.1:$port") . "\r\n";
+        unset($headers['Host']);
         foreach ($headers as $k => $v) {
             $request .= "$k: $v\r\n";
         }
@@ -158,6 +159,7 @@ final class LaravelCommandsTest extends IntegrationTestCase
             'SCADA_SSE_ADDR' => "127.0.0.1:$ssePort",
             'SCADA_SSE_SECRET' => $sseSecret,
             'SCADA_SSE_CORS' => 'https://ops.example, https://b.example',
+            'SCADA_SSE_ALLOWED_HOSTS' => 'plant.example',
             'SCADA_DASHBOARD_CONNECT' => 'ws://127.0.0.1:6001',
             'SCADA_PRIORITY' => 'alarms-*,critical-*',
             'SCADA_REDIS_LAST_VALUE' => 'true',
@@ -166,7 +168,7 @@ final class LaravelCommandsTest extends IntegrationTestCase
         [$code, $toml] = $app->artisan(['scada:sidecar', '--print-config']);
         $this->assertSame(0, $code, $toml);
         $this->assertStringContainsString("[sse]\naddr = \"127.0.0.1:$ssePort\"\nsecret = \"***\"\n"
-            . "cors_origins = [\"https://ops.example\", \"https://b.example\"]\ndashboard_connect = [\"ws://127.0.0.1:6001\"]\n", $toml);
+            . "cors_origins = [\"https://ops.example\", \"https://b.example\"]\nallowed_hosts = [\"plant.example\"]\ndashboard_connect = [\"ws://127.0.0.1:6001\"]\n", $toml);
         $this->assertStringContainsString("last_value = true", $toml);
         $this->assertStringNotContainsString($sseSecret, $toml);
 
@@ -187,6 +189,9 @@ final class LaravelCommandsTest extends IntegrationTestCase
         $this->assertStringContainsString("access-control-allow-origin: https://b.example\r\n", strtolower($head));
         [$status] = self::sseHead($ssePort, '/sse?channels=a', ['Origin' => 'https://evil.example']);
         $this->assertSame(403, $status);
+        // The host name passed on is answered, another name is not (DNS rebinding protection).
+        $this->assertSame(200, self::sseHead($ssePort, '/dashboard/', ['Host' => 'plant.example'])[0]);
+        $this->assertSame(403, self::sseHead($ssePort, '/dashboard/', ['Host' => 'evil.example'])[0]);
         // The dashboard's Content-Security-Policy lets the page reach the listed origin.
         [$status, $head] = self::sseHead($ssePort, '/dashboard/');
         $this->assertSame(200, $status);

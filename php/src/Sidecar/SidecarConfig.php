@@ -86,6 +86,7 @@ final class SidecarConfig
                 'addr' => (string) $sse['addr'],
                 'secret' => ScadaBroadcastingServiceProvider::sseSecret($this->config),
                 'cors_origins' => self::list($sse['cors'] ?? []),
+                'allowed_hosts' => self::list($sse['allowed_hosts'] ?? []),
                 'dashboard_connect' => self::list($sse['dashboard_connect'] ?? []),
             ], fn ($v) => $v !== null && $v !== '' && $v !== []);
         }

@@ -40,6 +40,7 @@
 //! catch-up reads use [`Journal::read`] without registering a cursor.
 
 pub mod dashboard;
+pub mod host;
 pub mod last_value;
 pub mod server;
 pub mod stream;

@@ -52,6 +52,8 @@ pub struct SseApp {
     pub routing: Routing,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    /// Listening on loopback: only addresses, `localhost` and allowed hosts are answered.
+    loopback: bool,
     streams: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -65,7 +67,13 @@ impl SseApp {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        // Not parseable: the listener refused to start already.
+        let loopback = cfg
+            .addr
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
         Arc::new(Self {
+            loopback,
             cfg,
             hub,
             journal,
@@ -117,6 +125,26 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, reason.into()).into_response()
 }
 
+/// Refuses a Host header that would let a DNS-rebinding page in (see [`super::host`]).
+async fn check_host(
+    State(app): State<Arc<SseApp>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("(not text)"));
+    if let Err(host) = super::host::check(&app.cfg.allowed_hosts, app.loopback, host) {
+        app.metrics.sse.bad_requests.inc();
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!("Host {host:?} is not answered by this listener (DNS rebinding protection); add the name to SCADA_SSE_ALLOWED_HOSTS (sse.allowed_hosts)"),
+        );
+    }
+    next.run(request).await
+}
+
 pub fn router(app: Arc<SseApp>) -> Router {
     Router::new()
         .route("/sse", get(open_stream).options(preflight))
@@ -134,6 +162,10 @@ pub fn router(app: Arc<SseApp>) -> Router {
                 .route("/dashboard/{*path}", get(super::dashboard::asset))
                 .with_state(super::dashboard::Page::new(&app.cfg.dashboard_connect)),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            check_host,
+        ))
 }
 
 /// The `Access-Control-Allow-Origin` value for this request's origin;

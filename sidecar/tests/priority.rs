@@ -451,3 +451,31 @@ async fn sigterm_drains_both_lanes() {
         (0..300).step_by(30).collect::<Vec<u64>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_the_rules_that_cannot_be_read_stops_the_start_with_the_reason() {
+    let dir = temp_dir("priority-record");
+    let (_pusher, port) = SlowPusher::start(0).await;
+    // Something else where the record goes (EISDIR on read): the lanes'
+    // cursors cannot be trusted, so the sidecar does not start on a guess.
+    std::fs::create_dir_all(dir.join("data/priority-rules")).unwrap();
+    let err = scada_sidecar::run(pusher_config(&dir, port), async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("priority-rules") && err.contains("read"),
+        "{err}"
+    );
+    // Nor when the new record cannot be written (its temporary file is a directory).
+    std::fs::remove_dir(dir.join("data/priority-rules")).unwrap();
+    std::fs::create_dir_all(dir.join("data/priority-rules.tmp")).unwrap();
+    let err = scada_sidecar::run(pusher_config(&dir, port), async {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("priority-rules") && err.contains("write"),
+        "{err}"
+    );
+}
